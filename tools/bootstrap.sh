@@ -16,27 +16,27 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 py="$venv/bin/python"
 req="$root/requirements"
-files=("$req/base.txt" "$req/nodeps.txt" "$req/constraints.txt" "$root/pyproject.toml")
-(( want_test )) && files+=("$req/test.txt" "$req/test-nodeps.txt")
-stamp="$venv/.facexai-stamp$([[ $want_test == 1 ]] && echo -test)"
-hash="$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
-  echo "[bootstrap] environment up to date ($venv)" >&2
-  echo "$py"; exit 0
-fi
 pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" >&2; }
-echo "[bootstrap] installing pinned requirements into $venv (first run: a few minutes)" >&2
-# torch first, alone: on a CPU-only machine with a local CPU wheel in pip's find-links this takes it,
-# elsewhere it takes the registry's build of the same version.
-pip_install -c "$req/constraints.txt" "torch==2.13.0"
-pip_install -c "$req/constraints.txt" -r "$req/base.txt"
-pip_install --no-deps -r "$req/nodeps.txt"
-if (( want_test )); then
+stamp_ok() { [[ -f "$venv/.facexai-$1" && "$(cat "$venv/.facexai-$1")" == "$2" ]]; }
+base_hash="$(cat "$req/base.txt" "$req/nodeps.txt" "$req/constraints.txt" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+test_hash="$(cat "$req/test.txt" "$req/test-nodeps.txt" | sha256sum | cut -d' ' -f1)"
+
+if ! stamp_ok base "$base_hash"; then
+  echo "[bootstrap] installing pinned requirements into $venv (first run: a few minutes)" >&2
+  # torch first, alone: with a local CPU wheel in pip's find-links this takes it,
+  # elsewhere the registry's build of the same version.
+  pip_install -c "$req/constraints.txt" "torch==2.13.0"
+  pip_install -c "$req/constraints.txt" -r "$req/base.txt"
+  pip_install --no-deps -r "$req/nodeps.txt"
+  pip_install --no-deps -e "$root"
+  "$py" -m ipykernel install --sys-prefix --name facexai --display-name "facexai (venv)" >&2
+  echo "$base_hash" > "$venv/.facexai-base"
+fi
+if (( want_test )) && ! stamp_ok test "$test_hash"; then
+  echo "[bootstrap] installing test-only requirements" >&2
   pip_install -c "$req/constraints.txt" -r "$req/test.txt"
   pip_install --no-deps -r "$req/test-nodeps.txt"
+  echo "$test_hash" > "$venv/.facexai-test"
 fi
-pip_install --no-deps -e "$root"
-"$py" -m ipykernel install --sys-prefix --name facexai --display-name "facexai (venv)" >&2
-echo "$hash" > "$stamp"
-echo "[bootstrap] done" >&2
+echo "[bootstrap] environment ready ($venv)" >&2
 echo "$py"

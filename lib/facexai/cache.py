@@ -64,6 +64,15 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Atomically write one array to a ``.npy`` file."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    return atomic_write(path, write)
+
+
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load every array of an ``.npz`` file into memory."""
     with np.load(path, allow_pickle=False) as data:

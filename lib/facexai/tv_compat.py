@@ -81,7 +81,7 @@ def ensure_torchvision() -> bool:
     except RuntimeError as err:
         if "torchvision::" not in str(err):
             raise
-        log.warning("torchvision's compiled ops did not load (%s); using pure-torch nms", err)
+        log.info("torchvision's compiled ops did not load (%s); using pure-torch nms", err)
     _purge_torchvision_modules()
     _install_fallback_ops()
     import torchvision

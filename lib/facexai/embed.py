@@ -1,0 +1,63 @@
+"""Embeddings of aligned crops, batched, cached in resumable shards."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from facexai import cache
+from facexai.models.registry import FaceModel
+
+SHARD = 256  # images per cache shard: a killed run loses at most one shard of work
+
+
+def to_tensor(crops: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 (N, H, W, 3) crops -> float (N, 3, H, W) in [0, 255], the models' input."""
+    if crops.ndim != 4 or crops.shape[-1] != 3:
+        raise ValueError(f"expected crops of shape (N, H, W, 3), got {crops.shape}")
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().to(device)
+
+
+@torch.no_grad()
+def embed(model: FaceModel, crops: np.ndarray, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Raw embeddings (N, D) float32 of uint8 crops in the model's geometry."""
+    device = next(model.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(crops), batch_size), desc=f"embed {model.spec.name}",
+                      disable=not progress, leave=False):
+        out.append(model(to_tensor(crops[start:start + batch_size], device)).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, model.spec.embedding_dim), np.float32)
+    emb = np.concatenate(out)
+    if not np.isfinite(emb).all():
+        raise FloatingPointError(f"{model.spec.name} produced non-finite embeddings")
+    return emb
+
+
+def cached_embed(model: FaceModel, crops: np.ndarray, keys: list[str], cache_root: Path | None = None,
+                 batch_size: int = 32) -> np.ndarray:
+    """:func:`embed` with an on-disk cache keyed by model, weights and the crops' source keys.
+
+    ``keys`` identify each crop (e.g. the source file's sha256 and geometry); shards of
+    :data:`SHARD` images are written atomically, so an interrupted run resumes where it stopped.
+    """
+    if len(keys) != len(crops):
+        raise ValueError("one key per crop is required")
+    spec = model.spec
+    weights_tag = getattr(spec.weights, "sha256", spec.weights.describe())
+    list_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    folder = cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{cache.key(weights_tag)}" / list_key
+    shards = []
+    starts = range(0, len(crops), SHARD)
+    for start in tqdm(starts, desc=f"embeddings {spec.name}", disable=len(starts) < 2):
+        path = folder / f"{start // SHARD:05d}.npy"
+        if path.is_file():
+            shards.append(np.load(path))
+            continue
+        emb = embed(model, crops[start:start + SHARD], batch_size, progress=False)
+        cache.save_npy(path, emb)
+        shards.append(emb)
+    return np.concatenate(shards) if shards else np.zeros((0, spec.embedding_dim), np.float32)

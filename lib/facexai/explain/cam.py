@@ -1,0 +1,231 @@
+"""LEAM and the Grad-CAM family, every hooked layer from one forward and one backward pass.
+
+For each layer l with activation A (C, h, w) and gradient G = ds/dA of the target score s:
+M_l = ReLU(sum_c W_c * A_c), where the weighting W(A, G) is what distinguishes the methods:
+``"elementwise"`` W = ReLU(G) (LEAM, and LayerCAM by definition), ``"gradcam"`` W_c = mean(G_c),
+``"gradcam++"`` pytorch-grad-cam's Grad-CAM++ weights. Each map is upsampled bilinearly to the
+input size and scaled to sum 1 (an all-zero map becomes uniform, with a logged warning and a
+count in ``n_uniform``; NaN raises). The structure follows pytorch-grad-cam's base_cam.py.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from facexai.explain.base import LayerSpec, check_images, model_device, normalise_maps, resolve_layers
+from facexai.explain.targets import person_target
+
+log = logging.getLogger(__name__)
+
+Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def elementwise_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """LEAM / LayerCAM: every activation weighted by its own positive gradient, ReLU(G)."""
+    return grads.clamp_min(0)
+
+
+def gradcam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM: one weight per channel, the spatial mean of its gradient."""
+    return grads.mean(dim=(2, 3), keepdim=True)
+
+
+def gradcampp_weights(acts: torch.Tensor, grads: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Grad-CAM++ channel weights, pytorch-grad-cam's formula (eq. 19 of arXiv:1710.11063)."""
+    g2 = grads.pow(2)
+    g3 = g2 * grads
+    sum_acts = acts.sum(dim=(2, 3), keepdim=True)
+    aij = torch.where(grads != 0, g2 / (2 * g2 + sum_acts * g3 + eps), 0.0)
+    return (grads.clamp_min(0) * aij).sum(dim=(2, 3), keepdim=True)
+
+
+WEIGHTINGS: dict[str, Weighting] = {
+    "elementwise": elementwise_weights,
+    "gradcam": gradcam_weights,
+    "gradcam++": gradcampp_weights,
+}
+
+
+class BaseCAM:
+    """Gradient-weighted activation maps of many layers from one forward + one backward pass.
+
+    ``explainer(images, target)`` -> float32 (N, L, H, W), each map summing to 1, layers in the
+    given order (``layer_names``). ``target`` maps the embedding batch (N, D) to scores (N,).
+    The model is put in eval mode. Gradients are taken with ``torch.autograd.grad`` on the
+    hooked activations (no parameter gradients are accumulated).
+    """
+
+    weighting = ""  # key of WEIGHTINGS; set by each subclass
+
+    def __init__(self, model: nn.Module, layers: LayerSpec, input_size: int | Sequence[int] | None = None):
+        self.model = model.eval()
+        self.layers = resolve_layers(model, layers)
+        self.layer_names = list(self.layers)
+        self.input_size = input_size
+        self.n_uniform = 0  # all-zero maps replaced by uniform ones, over all calls
+
+    def raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        """ReLU(sum_c W * A) per layer at the layer's own resolution, each (N, h, w)."""
+        images = check_images(images, self.input_size).to(model_device(self.model))
+        acts, grads = self._activations_and_gradients(images, target)
+        weigh = WEIGHTINGS[self.weighting]
+        return [(weigh(a, g) * a).sum(1).clamp_min(0) for a, g in zip(acts, grads)]
+
+    def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        size = tuple(images.shape[-2:])
+        maps = []
+        for name, cam in zip(self.layer_names, self.raw_maps(images, target)):
+            if not torch.isfinite(cam).all():
+                raise FloatingPointError(f"layer {name!r}: the map contains NaN or inf")
+            maps.append(F.interpolate(cam[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0])
+        maps, n_zero = normalise_maps(torch.stack(maps, 1), f"{type(self).__name__} map")
+        self.n_uniform += n_zero
+        return maps
+
+    def _activations_and_gradients(self, images, target) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        seen: dict[str, list[torch.Tensor]] = {name: [] for name in self.layer_names}
+        versions: dict[str, int] = {}
+
+        def hook(name: str):
+            def store(module, inputs, output):
+                seen[name].append(output)
+                if isinstance(output, torch.Tensor):
+                    versions[name] = output._version
+            return store
+
+        handles = [layer.register_forward_hook(hook(name)) for name, layer in self.layers.items()]
+        try:
+            with torch.enable_grad():
+                embeddings = self.model(images.detach().requires_grad_(True))
+        except RuntimeError as err:
+            raise ValueError(f"{type(self.model).__name__} failed on images of shape {tuple(images.shape)} "
+                             f"(wrong size for the model? pass input_size to check): {err}") from err
+        finally:
+            for handle in handles:
+                handle.remove()
+        acts = [self._checked_activation(name, outs, versions) for name, outs in seen.items()]
+        with torch.enable_grad():
+            scores = target(embeddings)
+        if scores.shape != (len(images),):
+            raise ValueError(f"target must return one score per image, shape ({len(images)},), "
+                             f"got {tuple(scores.shape)}")
+        grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
+        for name, grad in zip(self.layer_names, grads):
+            if grad is None:
+                raise ValueError(f"layer {name!r} does not influence the target score")
+        return [a.detach() for a in acts], list(grads)
+
+    def _checked_activation(self, name: str, outputs: list, versions: dict[str, int]) -> torch.Tensor:
+        if len(outputs) != 1:
+            raise ValueError(f"layer {name!r} ran {len(outputs)} times in one forward pass; "
+                             "hook a module that runs exactly once")
+        act = outputs[0]
+        if not isinstance(act, torch.Tensor) or act.ndim != 4:
+            shape = tuple(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
+            raise ValueError(f"layer {name!r} must output a 4-D activation (N, C, h, w), got {shape}")
+        if act._version != versions[name]:
+            raise ValueError(f"layer {name!r}: its output is modified in place later in the forward "
+                             "pass (e.g. by ReLU(inplace=True)); hook the module after it")
+        return act
+
+
+class LEAM(BaseCAM):
+    """LEAM: elementwise-weighted maps M = ReLU(sum_c ReLU(G_c) * A_c) of every layer at once.
+
+    ``weighting`` swaps in ``"gradcam"`` or ``"gradcam++"`` channel weights instead.
+    """
+
+    def __init__(self, model: nn.Module, layers: LayerSpec, input_size: int | Sequence[int] | None = None,
+                 weighting: str = "elementwise"):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {weighting!r}; valid: {list(WEIGHTINGS)}")
+        super().__init__(model, layers, input_size)
+        self.weighting = weighting
+
+
+class LayerCAM(BaseCAM):
+    """LayerCAM (Jiang et al. 2021): ReLU(G) * A summed over channels, identical to LEAM's weighting."""
+
+    weighting = "elementwise"
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM (Selvaraju et al. 2017): channel weights = spatial mean of the gradient."""
+
+    weighting = "gradcam"
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Grad-CAM++ (Chattopadhyay et al. 2018), weights as in pytorch-grad-cam."""
+
+    weighting = "gradcam++"
+
+
+def person_maps(
+    model: nn.Module,
+    layers: LayerSpec,
+    images_by_person: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
+    *,
+    target: str = "cosine",
+    reference: str = "leave_one_out",
+    weighting: str = "elementwise",
+    margin: float = 0.2,
+    scale: float = 64.0,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    input_size: int | Sequence[int] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """LEAM map per person and layer, float32 [person, layer, H, W], each summing to 1.
+
+    A person's map is the mean of its images' maps, each explaining the target (``"cosine"`` or
+    ``"arcface"``, see :mod:`facexai.explain.targets`) against the image's ``reference``
+    embedding. Images (n_p, 3, H, W) of all people are batched together; the overall map of a
+    person is ``maps.mean(axis=1)``.
+    """
+    people = list(images_by_person.values() if isinstance(images_by_person, Mapping) else images_by_person)
+    if not people:
+        raise ValueError("images_by_person is empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model = model.to(device)
+    explainer = LEAM(model, layers, input_size, weighting)
+    people = [check_images(imgs, input_size) for imgs in people]
+    sizes = {tuple(imgs.shape[-2:]) for imgs in people}
+    if len(sizes) != 1:
+        raise ValueError(f"all images must have one size, got {sorted(sizes)}")
+    index = [(p, i) for p, imgs in enumerate(people) for i in range(len(imgs))]
+    batches = [index[s:s + batch_size] for s in range(0, len(index), batch_size)]
+
+    def stack(batch):
+        return torch.stack([people[p][i] for p, i in batch]).to(device)
+
+    bar = tqdm(total=2 * len(batches), desc="LEAM person maps", disable=not progress)
+    embeddings = []
+    with torch.no_grad():
+        for batch in batches:
+            embeddings.append(model(stack(batch)).float())
+            bar.update()
+    embeddings = torch.cat(embeddings).split([len(imgs) for imgs in people])
+    tgt = person_target(embeddings, target, reference, scale, margin)
+
+    height, width = people[0].shape[-2:]
+    sums = torch.zeros(len(people), len(explainer.layer_names), height, width, dtype=torch.float64)
+    start = 0
+    for batch in batches:
+        maps = explainer(stack(batch), tgt.select(slice(start, start + len(batch)))).double().cpu()
+        sums.index_add_(0, torch.tensor([p for p, _ in batch]), maps)
+        start += len(batch)
+        bar.update()
+    bar.close()
+    if explainer.n_uniform:
+        log.warning("person_maps: %d of %d image maps were all zero (made uniform)",
+                    explainer.n_uniform, len(index) * len(explainer.layer_names))
+    counts = torch.tensor([len(imgs) for imgs in people], dtype=torch.float64)[:, None, None, None]
+    return (sums / counts).float().numpy()

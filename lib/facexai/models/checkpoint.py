@@ -1,0 +1,33 @@
+"""Reading user-supplied PyTorch checkpoints (plain state_dicts saved with ``torch.save``) with clear errors."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def read_state_dict(path: Path, obtain: str) -> dict[str, torch.Tensor]:
+    """Load a name -> tensor dict from ``path``; errors name the file, and ``obtain`` says where to get it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}. Obtain '{path.name}' from {obtain}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(f"{path} is not a PyTorch checkpoint readable with torch.load: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a plain state_dict (parameter name -> tensor), "
+                         f"got {type(state).__name__}; save it with torch.save(model.state_dict(), path)")
+    return state
+
+
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> nn.Module:
+    """``model.load_state_dict(state, strict=True)``; a mismatch becomes a ValueError naming the file."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit {what}: {err}") from err
+    return model

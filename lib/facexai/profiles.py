@@ -1,0 +1,89 @@
+"""Run profiles (smoke / quick / paper) and the folders a run writes to.
+
+Every notebook starts with ``cfg = profiles.resolve(profile, **overrides)``: the profile's table
+in ``profiles.toml`` with the notebook's non-empty parameters on top.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from facexai import cache
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+
+
+def available() -> dict[str, dict]:
+    """All profiles as plain dicts, in file order."""
+    with open(PROFILES_FILE, "rb") as fh:
+        return tomllib.load(fh)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved run configuration."""
+
+    profile: str
+    data_root: Path
+    pairs: Path | None
+    n_identities: int
+    min_images: int
+    models: tuple[str, ...]
+    n_folds: int
+    pairs_per_fold: int
+    rise_masks: int
+    rise_images: int
+    seed: int = 0
+    device: str = "cpu"
+    cache_root: Path = field(default_factory=cache.cache_dir)
+    run_name: str = ""
+    description: str = ""
+
+    @property
+    def figures_dir(self) -> Path:
+        """Where this run's figures and tables go: ``figures/<run_name>/``."""
+        return REPO_ROOT / "figures" / self.run_name
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where this run's intermediate artifacts go (read by later notebooks)."""
+        return self.cache_root / "runs" / self.run_name
+
+    def out(self, notebook: str, name: str) -> Path:
+        """Path of an output file of one notebook, e.g. ``out("01_models", "lfw_accuracy.csv")``."""
+        path = self.figures_dir / notebook / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _path(value: str | Path | None) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def resolve(profile: str = "quick", **overrides) -> Config:
+    """The profile's settings with every override that is not None or empty applied."""
+    table = available()
+    if profile not in table:
+        raise ValueError(f"unknown profile '{profile}'; choose one of {list(table)}")
+    values = dict(table[profile])
+    values.update({k: v for k, v in overrides.items() if v not in (None, "", [], ())})
+    unknown = set(values) - {f.name for f in Config.__dataclass_fields__.values()}
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)} for profile '{profile}'")
+    models = values.pop("models")
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    cfg = Config(
+        profile=profile,
+        models=tuple(models),
+        data_root=_path(values.pop("data_root")),
+        pairs=_path(values.pop("pairs", None)),
+        cache_root=cache.cache_dir(values.pop("cache_root", None)),
+        **{k: v for k, v in values.items() if k != "run_name"},
+    )
+    return replace(cfg, run_name=values.get("run_name") or profile)

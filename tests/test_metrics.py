@@ -1,0 +1,50 @@
+"""Verification metrics against hand-checked cases."""
+import numpy as np
+import pytest
+
+from facexai import metrics
+
+
+def test_cosine_similarity():
+    a = np.array([[1.0, 0.0], [1.0, 1.0]])
+    b = np.array([[2.0, 0.0], [-1.0, -1.0]])
+    np.testing.assert_allclose(metrics.cosine_similarity(a, b), [1.0, -1.0])
+
+
+def test_best_threshold_hand_case():
+    # genuine at 0.9, 0.8, 0.4; impostor at 0.5, 0.3, 0.1 -> best t between 0.5 and 0.8 (5/6 correct)
+    scores = np.array([0.9, 0.8, 0.4, 0.5, 0.3, 0.1])
+    same = np.array([1, 1, 1, 0, 0, 0], bool)
+    t = metrics.best_threshold(scores, same)
+    assert 0.5 < t < 0.8 or 0.3 < t < 0.4
+    assert np.mean((scores >= t) == same) == pytest.approx(5 / 6)
+
+
+def test_best_threshold_separable_is_perfect():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.uniform(0.6, 1, 50), rng.uniform(-1, 0.5, 50)])
+    same = np.arange(100) < 50
+    t = metrics.best_threshold(scores, same)
+    assert np.all((scores >= t) == same)
+
+
+def test_kfold_uses_other_folds_only():
+    # fold 0 alone would pick a different threshold than folds 1..2; the result must use the others.
+    scores = np.array([0.9, 0.2, 0.7, 0.6, 0.75, 0.65])
+    same = np.array([1, 0, 1, 0, 1, 0], bool)
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    res = metrics.kfold_verification(scores, same, folds)
+    # fold 0 threshold is fit on folds 1,2: scores 0.7,0.6,0.75,0.65 -> t in (0.65, 0.7]
+    assert 0.65 < res.thresholds[0] <= 0.7
+    # fold 1 (fit on 0.9g 0.2i 0.75g 0.65i): t = 0.70 -> 0.7g accepted, 0.6i rejected
+    # fold 2 (fit on 0.9g 0.2i 0.7g 0.6i): t = 0.65 -> 0.75g accepted, 0.65i accepted (score >= t)
+    np.testing.assert_allclose(res.thresholds, [0.675, 0.70, 0.65])
+    np.testing.assert_allclose(res.accuracies, [1.0, 1.0, 0.5])
+    assert res.mean == pytest.approx(2.5 / 3)
+
+
+def test_kfold_rejects_bad_input():
+    with pytest.raises(ValueError):
+        metrics.kfold_verification(np.ones(3), np.ones(2, bool), np.zeros(3))
+    with pytest.raises(ValueError):
+        metrics.kfold_verification(np.ones(3), np.ones(3, bool), np.zeros(3))

