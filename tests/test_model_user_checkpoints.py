@@ -40,7 +40,7 @@ def _save_iresnet(tmp_path, depth: int) -> tuple[torch.nn.Module, object]:
     return model, path
 
 
-@pytest.mark.parametrize("depth", [18, 50, 100])
+@pytest.mark.parametrize("depth", [18, 50, pytest.param(100, marks=pytest.mark.slow)])
 def test_iresnet_roundtrip(tmp_path, depth):
     reference, path = _save_iresnet(tmp_path, depth)
     loaded = iresnet.load_backbone(path, depth)

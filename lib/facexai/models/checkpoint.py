@@ -19,8 +19,8 @@ def read_state_dict(path: Path, obtain: str) -> dict[str, torch.Tensor]:
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise ValueError(f"{path} is not a PyTorch checkpoint readable with torch.load: {err}") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a plain state_dict (parameter name -> tensor), "
-                         f"got {type(state).__name__}; save it with torch.save(model.state_dict(), path)")
+        raise ValueError(f"{path} does not hold a plain state_dict (every value a tensor), got a "
+                         f"{type(state).__name__}; save one with torch.save(model.state_dict(), path)")
     return state
 
 

@@ -82,11 +82,16 @@ class IResNet(nn.Module):
         return self.features(self.fc(x))
 
 
-def build(depth: int) -> IResNet:
-    """A randomly initialised IResNet-``depth`` (preprocessed (N,3,112,112) -> raw (N,512))."""
+def _blocks(depth: int) -> tuple[int, int, int, int]:
+    """Blocks per stage of IResNet-``depth``; ValueError listing the valid depths."""
     if depth not in DEPTHS:
         raise ValueError(f"unknown IResNet depth {depth}; valid depths: {sorted(DEPTHS)}")
-    return IResNet(DEPTHS[depth])
+    return DEPTHS[depth]
+
+
+def build(depth: int) -> IResNet:
+    """A randomly initialised IResNet-``depth`` (preprocessed (N,3,112,112) -> raw (N,512))."""
+    return IResNet(_blocks(depth))
 
 
 class Preprocess(nn.Module):
@@ -112,11 +117,11 @@ def load_backbone(path: Path, depth: int) -> IResNet:
     state_dict, holds another depth (the message names the depth it holds) or does not fit.
     """
     path = Path(path)
-    model = build(depth)
+    _blocks(depth)  # an unknown depth fails before the file is read
     state = read_state_dict(path, OBTAIN)
     found = checkpoint_depth(state)
     if found != depth:
         held = f"an IResNet-{found} backbone" if found else "no IResNet backbone with a known depth"
         raise ValueError(f"{path} holds {held}, not IResNet-{depth}"
                          + (f"; load it with depth={found}" if found else f" (known depths {sorted(DEPTHS)})"))
-    return load_strict(model, state, path, f"insightface IResNet-{depth}").eval()
+    return load_strict(build(depth), state, path, f"insightface IResNet-{depth}").eval()

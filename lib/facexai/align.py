@@ -1,0 +1,291 @@
+"""Face detection (MTCNN) and crops in the geometries the recognition models were trained on.
+
+Every crop comes with the 2x3 affine matrix from source-image pixels to crop pixels (pixel
+centres at integer coordinates, OpenCV's convention), so saliency maps computed on one crop can be
+carried into another geometry's crop through the source image (:func:`warp_between`).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+import facexai  # noqa: F401  (torchvision compat layer before facenet_pytorch)
+from facexai.cache import cache_dir as default_cache_dir
+from facexai.cache import file_sha256, key, load_npz, save_npz
+from facexai.data import load_image
+
+log = logging.getLogger(__name__)
+
+ARCFACE112_TEMPLATE = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
+                       (41.5493, 92.3655), (70.7299, 92.2041))
+# Where dlib's get_face_chip(size=150, padding=0.25) puts MTCNN's 5 landmarks (left eye, right eye,
+# nose, mouth left, mouth right), in chip pixels. Derived by tools/derive_dlib_template.py: on 50
+# LFW deep-funneled faces (one per person, seed 0) dlib's frontal detector + 5-point predictor gave
+# each chip's source->chip matrix (checked against dlib's own chip pixel by pixel), MTCNN's
+# landmarks of the same face were mapped through it and averaged (per-point spread across faces,
+# std: eyes 1.4-2.6 px, nose 4-8 px, mouth 5-7 px: pose moves MTCNN's points relative to dlib's).
+DLIB150_TEMPLATE = ((48.0712, 46.1170), (102.1129, 45.6460), (74.5301, 77.7142),
+                    (51.5489, 106.7735), (98.9646, 106.3566))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A crop convention: a similarity warp of 5 landmarks onto ``template``, or a box crop."""
+
+    name: str
+    size: int
+    kind: Literal["similarity", "box"]
+    template: tuple[tuple[float, float], ...] | None = None
+    margin: float = 0.0  # box crops: total margin in source pixels (half on each side)
+    description: str = ""
+
+
+GEOMETRIES: dict[str, Geometry] = {g.name: g for g in (
+    Geometry("arcface112", 112, "similarity", ARCFACE112_TEMPLATE,
+             description="5-point similarity onto the ArcFace template (insightface, SFace)"),
+    Geometry("facenet160", 160, "box", margin=32.0,
+             description="MTCNN box + 16 source px each side, clipped, bilinear to 160 (Sandberg's facenet)"),
+    Geometry("dlib150", 150, "similarity", DLIB150_TEMPLATE,
+             description="5-point similarity onto dlib's get_face_chip(size=150, padding=0.25) layout"),
+)}
+
+
+def _geometry(name: str) -> Geometry:
+    if name not in GEOMETRIES:
+        raise KeyError(f"unknown geometry {name!r}; valid: {sorted(GEOMETRIES)}")
+    return GEOMETRIES[name]
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; Umeyama 1991) taking src to dst, 2x3."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    u, sv, vt = np.linalg.svd(d_c.T @ s_c / len(src))
+    sign = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rot = u @ np.diag(sign) @ vt
+    scale = (sv * sign).sum() / (s_c ** 2).sum(1).mean()
+    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to (..., 2) points."""
+    points = np.asarray(points, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _as3x3(matrix: np.ndarray) -> np.ndarray:
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
+def box_matrix(box: np.ndarray, image_shape: tuple[int, ...], margin: float, size: int
+               ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Sandberg's integer crop box (box +- margin/2, clipped) and the matrix of its resize to ``size``."""
+    h, w = image_shape[:2]
+    x0, y0 = int(max(box[0] - margin / 2, 0)), int(max(box[1] - margin / 2, 0))
+    x1, y1 = int(min(box[2] + margin / 2, w)), int(min(box[3] + margin / 2, h))
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"face box {np.round(box, 1).tolist()} lies outside the {w}x{h} image")
+    sx, sy = size / (x1 - x0), size / (y1 - y0)
+    # a resize maps pixel-centre u of the crop to x0 + (u + 0.5) / s - 0.5 in the source
+    matrix = np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5]])
+    return matrix, (x0, y0, x1, y1)
+
+
+def crop_face(image: np.ndarray, geometry: str, landmarks: np.ndarray | None = None,
+              box: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crop one face (uint8 RGB) in ``geometry`` from its 5 landmarks or its box; return (crop, 2x3 matrix)."""
+    geo = _geometry(geometry)
+    if geo.kind == "box":
+        if box is None:
+            raise ValueError(f"geometry {geometry} needs the face box")
+        matrix, (x0, y0, x1, y1) = box_matrix(box, image.shape, geo.margin, geo.size)
+        crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).resize((geo.size, geo.size),
+                                                                                 Image.BILINEAR)
+        return np.asarray(crop), matrix
+    if landmarks is None:
+        raise ValueError(f"geometry {geometry} needs the 5 landmarks")
+    matrix = similarity_transform(landmarks, np.array(geo.template))
+    crop = cv2.warpAffine(image, matrix, (geo.size, geo.size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, matrix
+
+
+def warp_between(map_or_image: np.ndarray, m_from: np.ndarray, m_to: np.ndarray, out_size: int,
+                 border_value: float = 0.0) -> np.ndarray:
+    """Carry an (H, W) or (H, W, C) map from one crop into another crop of the same source image."""
+    composite = (_as3x3(m_to) @ np.linalg.inv(_as3x3(m_from)))[:2]
+    src = np.asarray(map_or_image)
+    if src.dtype == np.float16 or src.dtype == bool:
+        src = src.astype(np.float32)
+    channels = [src] if src.ndim == 2 or src.shape[2] <= 4 else [src[..., c] for c in range(src.shape[2])]
+    out = [cv2.warpAffine(c, composite, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border_value) for c in channels]
+    if len(out) == 1:
+        return out[0].reshape(out_size, out_size, *src.shape[2:])
+    return np.stack(out, axis=-1)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The chosen face of one image: box (x0, y0, x1, y1), 5 landmarks, score and how many faces were found."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    prob: float
+    n_faces: int
+
+
+def pick_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
+    """Index of the face to keep: largest box area minus 2x squared offset from the image centre (Sandberg's rule)."""
+    h, w = image_shape[:2]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    offset = ((boxes[:, 0] + boxes[:, 2]) / 2 - w / 2) ** 2 + ((boxes[:, 1] + boxes[:, 3]) / 2 - h / 2) ** 2
+    return int(np.argmax(area - 2.0 * offset))
+
+
+@functools.lru_cache(maxsize=2)
+def _mtcnn(device: str):
+    from facenet_pytorch import MTCNN  # heavy import, only when detecting
+
+    return MTCNN(keep_all=True, device=device)
+
+
+def _run_mtcnn(batch: np.ndarray, device: str) -> tuple[Sequence, Sequence, Sequence]:
+    """facenet-pytorch's batched detect on (N, H, W, 3) uint8: per image boxes, probs, landmarks (or None)."""
+    return _mtcnn(device).detect(batch, landmarks=True)
+
+
+def detect_faces(images: Sequence[np.ndarray], device: str = "cpu") -> list[Detection | None]:
+    """MTCNN on RGB uint8 images (equal sizes batched together); None where no face is found."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault(img.shape, []).append(i)
+    out: list[Detection | None] = [None] * len(images)
+    for shape, idx in groups.items():
+        boxes, probs, points = _run_mtcnn(np.stack([images[i] for i in idx]), device)
+        for i, b, p, pts in zip(idx, boxes, probs, points):
+            if b is None:
+                continue
+            b, p, pts = (np.asarray(a).astype(np.float32) for a in (b, p, pts))
+            k = pick_face(b, shape)
+            out[i] = Detection(b[k], pts[k], float(p[k]), len(b))
+    return out
+
+
+@dataclass
+class AlignmentResult:
+    """Aligned faces in input order (failed images excluded and listed in ``failed``)."""
+
+    paths: list[Path]
+    crops: dict[str, np.ndarray]
+    matrices: dict[str, np.ndarray]
+    landmarks: np.ndarray
+    boxes: np.ndarray
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def index(self, paths: Iterable[str | os.PathLike]) -> np.ndarray:
+        """Row of each path in this result (KeyError naming the paths that were not aligned)."""
+        rows = {str(p): i for i, p in enumerate(self.paths)}
+        paths = [str(p) for p in paths]
+        missing = [p for p in paths if p not in rows]
+        if missing:
+            raise KeyError(f"{len(missing)} paths were not aligned, e.g. {missing[:3]}")
+        return np.array([rows[p] for p in paths], dtype=np.int64)
+
+
+def _shard(root: Path, sha: str) -> Path:
+    return root / sha[:2] / f"{sha}.npz"
+
+
+def _geometry_dir(root: Path, geo: Geometry) -> Path:
+    """Cache folder of one geometry; its name carries a hash of the definition, so edits invalidate it."""
+    return root / "aligned" / f"{geo.name}-{key(asdict(geo))[:8]}"
+
+
+def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = tuple(GEOMETRIES),
+                cache_dir: str | os.PathLike | None = None, device: str = "cpu",
+                batch_size: int = 32) -> AlignmentResult:
+    """Detect, choose and crop the face of each image in every geometry, cached per (file sha256, geometry)."""
+    geos = [_geometry(g) for g in geometries]
+    root = default_cache_dir(cache_dir)
+    det_root, geo_roots = root / "detections" / "mtcnn", {g.name: _geometry_dir(root, g) for g in geos}
+    unique = list(dict.fromkeys(Path(p) for p in paths))
+    failed: dict[Path, str] = {}
+    shas: dict[Path, str] = {}
+    for p in unique:
+        try:
+            shas[p] = file_sha256(p)
+        except OSError as err:
+            failed[p] = f"unreadable: {err}"
+    todo = [p for p in shas if not _shard(det_root, shas[p]).exists()
+            or not all(_shard(geo_roots[g.name], shas[p]).exists() for g in geos)]
+    with tqdm(total=len(todo), desc="align", unit="img", disable=not todo) as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            images = {}
+            for p in chunk:
+                try:
+                    images[p] = load_image(p)
+                except ValueError as err:
+                    failed[p] = str(err)
+            _detect_and_crop(images, shas, det_root, geos, geo_roots, device)
+            bar.update(len(chunk))
+    kept, crops, mats, lms, boxes = [], {g.name: [] for g in geos}, {g.name: [] for g in geos}, [], []
+    for p in shas:
+        if p in failed:
+            continue
+        det = load_npz(_shard(det_root, shas[p]))
+        if not det["found"]:
+            failed[p] = "no face detected"
+            continue
+        kept.append(p)
+        lms.append(det["landmarks"])
+        boxes.append(det["box"])
+        for g in geos:
+            entry = load_npz(_shard(geo_roots[g.name], shas[p]))
+            crops[g.name].append(entry["crop"])
+            mats[g.name].append(entry["matrix"])
+    failures = [(p, failed[p]) for p in unique if p in failed]
+    if failures:
+        log.warning("alignment failed for %d of %d images: %s", len(failures), len(unique),
+                    "; ".join(f"{p.name} ({why})" for p, why in failures[:5]))
+    stack = {g.name: (g.size, g.size, 3) for g in geos}
+    return AlignmentResult(
+        kept,
+        {g: np.stack(c) if c else np.zeros((0, *stack[g]), np.uint8) for g, c in crops.items()},
+        {g: np.stack(m) if m else np.zeros((0, 2, 3)) for g, m in mats.items()},
+        np.stack(lms) if lms else np.zeros((0, 5, 2), np.float32),
+        np.stack(boxes) if boxes else np.zeros((0, 4), np.float32),
+        failures)
+
+
+def _detect_and_crop(images: dict[Path, np.ndarray], shas: dict[Path, str], det_root: Path,
+                     geos: Sequence[Geometry], geo_roots: dict[str, Path], device: str) -> None:
+    """Fill the detection and crop caches of one batch of loaded images (MTCNN only where not cached)."""
+    need = [p for p in images if not _shard(det_root, shas[p]).exists()]
+    for p, det in zip(need, detect_faces([images[p] for p in need], device) if need else []):
+        if det is None:
+            save_npz(_shard(det_root, shas[p]), found=np.array(False))
+        else:
+            save_npz(_shard(det_root, shas[p]), found=np.array(True), box=det.box, landmarks=det.landmarks,
+                     prob=np.array(det.prob), n_faces=np.array(det.n_faces))
+    for p, image in images.items():
+        det = load_npz(_shard(det_root, shas[p]))
+        if not det["found"]:
+            continue
+        for g in geos:
+            target = _shard(geo_roots[g.name], shas[p])
+            if not target.exists():
+                crop, matrix = crop_face(image, g.name, det["landmarks"], det["box"])
+                save_npz(target, crop=crop, matrix=matrix)

@@ -1,0 +1,69 @@
+"""The registry: known names, clear errors for missing or tampered weights, checksummed cache."""
+import dataclasses
+
+import pytest
+import torch
+
+from facexai.models import registry
+from facexai.models.registry import MODELS, WeightsError, get_spec, load_model
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ValueError, match="known models: .*DLIB"):
+        get_spec("RESNET_9000")
+
+
+def test_every_spec_is_consistent():
+    for spec in MODELS.values():
+        conv = registry._converter(spec)
+        assert conv.INPUT_SIZE == spec.input_size and conv.EMBEDDING_DIM == spec.embedding_dim, spec.name
+        assert spec.geometry in {"arcface112", "facenet160", "dlib150"}
+
+
+def _patched(monkeypatch, name, **changes):
+    spec = MODELS[name]
+    new = dataclasses.replace(spec, weights=dataclasses.replace(spec.weights, **changes))
+    monkeypatch.setitem(MODELS, name, new)
+    return new
+
+
+def test_missing_weights_package(monkeypatch, tmp_path):
+    _patched(monkeypatch, "DLIB", package="no_such_weights_pkg", pip_name="no-such-weights==1.0")
+    with pytest.raises(WeightsError, match="no-such-weights==1.0.*not installed"):
+        load_model("DLIB", cache_root=tmp_path)
+
+
+def test_source_checksum_mismatch(monkeypatch, tmp_path):
+    _patched(monkeypatch, "DLIB", sha256="0" * 64)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_model("DLIB", cache_root=tmp_path)
+
+
+def test_converted_cache_is_checksummed(tmp_path, caplog):
+    model = load_model("DLIB", cache_root=tmp_path)
+    cached = next((tmp_path / "weights").glob("DLIB-*.pt"))
+    assert cached.with_suffix(".pt.sha256").is_file()
+    x = torch.rand(2, 3, 150, 150) * 255
+    expected = model(x)
+    # tamper with the cached conversion: it is detected and converted again, never used as is
+    state = torch.load(cached, weights_only=True)
+    first = next(iter(state))
+    state[first] = state[first] + 1.0
+    torch.save(state, cached)
+    with caplog.at_level("WARNING"):
+        again = load_model("DLIB", cache_root=tmp_path)
+    assert "does not match its recorded checksum" in caplog.text
+    torch.testing.assert_close(again(x), expected)
+
+
+def test_user_weights_missing_names_file_and_source(tmp_path):
+    with pytest.raises(WeightsError, match="ir50_backbone.pth.*insightface"):
+        load_model("IR50", user_weights=tmp_path)
+
+
+def test_wrong_geometry_input_is_rejected(tmp_path):
+    model = load_model("DLIB", cache_root=tmp_path)
+    with pytest.raises(ValueError, match=r"expects RGB images \(N, 3, 150, 150\)"):
+        model(torch.zeros(1, 3, 112, 112))
+    with pytest.raises(ValueError, match="unknown layer 'nope'"):
+        model.layer_path("nope")
