@@ -19,7 +19,6 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-import facexai  # noqa: F401  (torchvision compat layer before facenet_pytorch)
 from facexai.cache import cache_dir as default_cache_dir
 from facexai.cache import file_sha256, key, load_npz, save_npz
 from facexai.data import load_image
@@ -188,6 +187,7 @@ class AlignmentResult:
     """Aligned faces in input order (failed images excluded and listed in ``failed``)."""
 
     paths: list[Path]
+    sha256: list[str]
     crops: dict[str, np.ndarray]
     matrices: dict[str, np.ndarray]
     landmarks: np.ndarray
@@ -202,6 +202,15 @@ class AlignmentResult:
         if missing:
             raise KeyError(f"{len(missing)} paths were not aligned, e.g. {missing[:3]}")
         return np.array([rows[p] for p in paths], dtype=np.int64)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header; (0, 0) when unreadable (reported later)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError):
+        return (0, 0)
 
 
 def _shard(root: Path, sha: str) -> Path:
@@ -223,13 +232,14 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
     unique = list(dict.fromkeys(Path(p) for p in paths))
     failed: dict[Path, str] = {}
     shas: dict[Path, str] = {}
-    for p in unique:
+    for p in tqdm(unique, desc="hash", unit="img", disable=len(unique) < 2000):
         try:
             shas[p] = file_sha256(p)
         except OSError as err:
             failed[p] = f"unreadable: {err}"
     todo = [p for p in shas if not _shard(det_root, shas[p]).exists()
             or not all(_shard(geo_roots[g.name], shas[p]).exists() for g in geos)]
+    todo.sort(key=_image_size)  # equal sizes end up in the same MTCNN batch
     with tqdm(total=len(todo), desc="align", unit="img", disable=not todo) as bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
@@ -262,7 +272,7 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
                     "; ".join(f"{p.name} ({why})" for p, why in failures[:5]))
     stack = {g.name: (g.size, g.size, 3) for g in geos}
     return AlignmentResult(
-        kept,
+        kept, [shas[p] for p in kept],
         {g: np.stack(c) if c else np.zeros((0, *stack[g]), np.uint8) for g, c in crops.items()},
         {g: np.stack(m) if m else np.zeros((0, 2, 3)) for g, m in mats.items()},
         np.stack(lms) if lms else np.zeros((0, 5, 2), np.float32),

@@ -104,4 +104,4 @@ def crops(cfg: Config, paths: list[str], geometry: str) -> tuple[np.ndarray, lis
     result = align.align_paths([Path(p) for p in paths], [geometry], cfg.cache_root, device=cfg.device)
     if result.failed:
         raise ValueError(f"{len(result.failed)} of these images have no aligned crop, e.g. {result.failed[0]}")
-    return result.crops[geometry], [f"{k}:{geometry}" for k in result.keys]
+    return result.crops[geometry], [f"{sha}:{geometry}" for sha in result.sha256]
