@@ -52,10 +52,11 @@ def load(name: str | None) -> tuple[torch.nn.Module, dict[str, str], int, str]:
     return RawFacenet(), FACENET_10, 160, "facenet-pytorch InceptionResnetV1, random weights, 160x160"
 
 
-def best_times(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, tuple[float, object]]:
-    """Min wall time and last result of each function, called round-robin ``repeats`` times.
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, clock: Callable[[], float],
+               warm_up: bool = True) -> dict[str, tuple[float, object]]:
+    """Min time (by ``clock``) and last result of each function, called round-robin ``repeats`` times.
 
-    The machine is shared: the minimum of interleaved runs is the least disturbed estimate.
+    On a shared machine the minimum of interleaved runs is the least disturbed estimate.
     """
     if warm_up:
         for fn in fns.values():
@@ -63,14 +64,14 @@ def best_times(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool
     best = {name: (float("inf"), None) for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             result = fn()
-            best[name] = (min(best[name][0], time.perf_counter() - start), result)
+            best[name] = (min(best[name][0], clock() - start), result)
     return best
 
 
 def peak_memory(fn: Callable[[], object]) -> tuple[float, float]:
-    """(peak RSS increase, tracemalloc peak) in MiB during ``fn``; RSS sampled every 2 ms."""
+    """(peak RSS increase, tracemalloc peak) in MiB during ``fn``; RSS sampled every 5 ms."""
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak, done = [base], threading.Event()
@@ -78,7 +79,7 @@ def peak_memory(fn: Callable[[], object]) -> tuple[float, float]:
     def sample():
         while not done.is_set():
             peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.002)
+            time.sleep(0.005)
 
     thread = threading.Thread(target=sample, daemon=True)
     tracemalloc.start()
@@ -104,10 +105,16 @@ def main() -> None:
     parser.add_argument("--model", help="registry model name (facexai.models.registry.load_model)")
     parser.add_argument("--quick", action="store_true", help="small batches and mask counts: checks it runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results_explainers.md")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or this process's CPU time (steadier on a shared machine)")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        torch.set_num_threads(args.threads)
     quick = args.quick
-    batch, repeats = (4, 2) if quick else (8, 5)
-    n_masks, n_corr, rise_batch, rise_repeats = (128, 128, 32, 2) if quick else (4000, 1000, 32, 1)
+    batch, repeats = (4, 3) if quick else (8, 5)
+    n_masks, n_corr, rise_batch, rise_repeats = (128, 128, 32, 3) if quick else (4000, 1000, 32, 1)
 
     model, layers, size, described = load(args.model)
     layers = dict(list(layers.items())[:10])
@@ -131,7 +138,7 @@ def main() -> None:
         torch.autograd.grad(target(model(x)).sum(), x)
 
     t = best_times({"leam": lambda: leam(images, target), "params": backward_params, "input": backward_input},
-                   repeats)
+                   repeats, clock)
     model.zero_grad(set_to_none=True)
     t_leam, ours = t["leam"]
     for key, what in [("params", "fwd + loss.backward() (parameter grads)"),
@@ -155,7 +162,7 @@ def main() -> None:
             cam.activations_and_grads.release()
         return np.stack(final, 1), raw
 
-    t = best_times({"leam": lambda: leam(images, target), "pgc": grad_cam_per_layer}, repeats)
+    t = best_times({"leam": lambda: leam(images, target), "pgc": grad_cam_per_layer}, repeats, clock)
     final, raw_theirs = t["pgc"][1]
     diff_final = np.abs(minmax(ours.numpy()) - final).max()
     diff_raw = max(float(np.abs(a.numpy() - b).max() / b.max())
@@ -180,7 +187,7 @@ def main() -> None:
 
     with torch.no_grad():
         model(chunk)  # warm-up
-    t = best_times({"plain": plain, "SRISE": rise(SRISE), "CorrRISE": rise(CorrRISE)}, rise_repeats, warm_up=False)
+    t = best_times({"plain": plain, "SRISE": rise(SRISE), "CorrRISE": rise(CorrRISE)}, rise_repeats, clock, warm_up=False)
     fwd_rate = n_masks / t["plain"][0]
     for name in ("SRISE", "CorrRISE"):
         rate = n_masks / t[name][0]
@@ -205,8 +212,8 @@ def main() -> None:
     def looped() -> np.ndarray:
         return np.array([pearsonr(m_np[:, j], s_np).statistic for j in range(m_np.shape[1])])
 
-    t = best_times({"vec": streaming, "loop": looped}, 1, warm_up=False)
-    t_vec = best_times({"vec": streaming}, 5)["vec"][0]
+    t = best_times({"vec": streaming, "loop": looped}, 1, clock, warm_up=False)
+    t_vec = best_times({"vec": streaming}, 5, clock)["vec"][0]
     diff = np.abs(t["vec"][1] - t["loop"][1]).max()
     rows.append((f"4. CorrRISE correlation, N={n_corr}, {size}x{size}", f"{1 / t_vec:.1f} img/s",
                  f"pearsonr loop {1 / t['loop'][0]:.3f} img/s (max diff {diff:.1e})",
@@ -214,14 +221,15 @@ def main() -> None:
 
     header = (f"# Explainer benchmark ({'quick' if quick else 'full'} run)\n\n"
               f"- {datetime.datetime.now().isoformat(timespec='seconds')}, {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads; "
+              f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+              f"{args.clock} clock; "
               f"load average at start {load_avg[0]:.1f} (a shared machine: other jobs ran alongside)\n"
               f"- model: {described}\n"
-              "- memory: peak process RSS increase during the call (psutil, sampled every 2 ms: torch's CPU "
+              "- memory: peak process RSS increase during the call (psutil, sampled every 5 ms: torch's CPU "
               "allocations included) and tracemalloc's peak (Python/NumPy allocations only)\n"
               "- times: minimum over interleaved repeats; 3. plain forward = the same number of images in "
               "batches of the same size, no masking\n"
-              "- 4. times the correlation stage only (masks and scores given); img/s = maps per second\n\n")
+              "- 4. times the correlation stage only (masks and scores given); img/s = correlation maps per second\n\n")
     table = ["| measurement | ours | reference | ratio | target |", "|---|---|---|---|---|"]
     table += [f"| {' | '.join(row)} |" for row in rows]
     text = header + "\n".join(table) + "\n"

@@ -50,6 +50,8 @@ def test_cosine_target(emb):
     torch.testing.assert_close(per_image(emb), F.cosine_similarity(emb, emb.flip(0), dim=1))
     torch.testing.assert_close(per_image.select(1)(emb[1]), per_image(emb)[1])
     torch.testing.assert_close(per_image.select(slice(1, 3))(emb[1:3]), per_image(emb)[1:3])
+    with pytest.raises(ValueError, match="select"):
+        per_image(emb[:3])
 
 
 def arcface_numpy(e, gallery, labels, true_ref, scale, margin):
@@ -76,6 +78,8 @@ def test_arcface_target(emb):
     np.testing.assert_allclose(plain(emb).numpy(), expected, rtol=1e-9)
     with pytest.raises(ValueError, match="labels"):
         ArcFaceTarget(gallery, torch.tensor([3]))
+    with pytest.raises(ValueError, match="4 labels but got 2"):
+        plain(emb[:2])
 
 
 def test_person_target(emb):

@@ -57,8 +57,9 @@ class BaseCAM:
 
     ``explainer(images, target)`` -> float32 (N, L, H, W), each map summing to 1, layers in the
     given order (``layer_names``). ``target`` maps the embedding batch (N, D) to scores (N,).
-    The model is put in eval mode. Gradients are taken with ``torch.autograd.grad`` on the
-    hooked activations (no parameter gradients are accumulated).
+    The model is put in eval mode. Forward hooks keep each layer's output; the gradients come
+    from one ``torch.autograd.grad`` of sum(scores) with respect to those outputs (equivalent
+    to tensor hooks plus ``backward()``, but no parameter gradients are computed or stored).
     """
 
     weighting = ""  # key of WEIGHTINGS; set by each subclass
@@ -72,20 +73,23 @@ class BaseCAM:
 
     def raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
         """ReLU(sum_c W * A) per layer at the layer's own resolution, each (N, h, w)."""
-        images = check_images(images, self.input_size).to(model_device(self.model))
-        acts, grads = self._activations_and_gradients(images, target)
-        weigh = WEIGHTINGS[self.weighting]
-        return [(weigh(a, g) * a).sum(1).clamp_min(0) for a, g in zip(acts, grads)]
+        return self._raw_maps(check_images(images, self.input_size).to(model_device(self.model)), target)
 
     def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        size = tuple(images.shape[-2:])
-        maps = []
-        for name, cam in zip(self.layer_names, self.raw_maps(images, target)):
-            if not torch.isfinite(cam).all():
-                raise FloatingPointError(f"layer {name!r}: the map contains NaN or inf")
-            maps.append(F.interpolate(cam[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0])
+        images = check_images(images, self.input_size).to(model_device(self.model))
+        maps = [F.interpolate(cam[:, None].float(), size=tuple(images.shape[-2:]), mode="bilinear",
+                              align_corners=False)[:, 0] for cam in self._raw_maps(images, target)]
         maps, n_zero = normalise_maps(torch.stack(maps, 1), f"{type(self).__name__} map")
         self.n_uniform += n_zero
+        return maps
+
+    def _raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        acts, grads = self._activations_and_gradients(images, target)
+        weigh = WEIGHTINGS[self.weighting]
+        maps = [(weigh(a, g) * a).sum(1).clamp_min(0) for a, g in zip(acts, grads)]
+        for name, cam in zip(self.layer_names, maps):
+            if not torch.isfinite(cam).all():
+                raise FloatingPointError(f"layer {name!r}: the map contains NaN or inf")
         return maps
 
     def _activations_and_gradients(self, images, target) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

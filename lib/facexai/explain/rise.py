@@ -102,12 +102,16 @@ class PearsonAccumulator:
 class _RISE:
     """Shared loop: every chunk of masks is applied to each image and scored in one forward."""
 
+    min_masks = 1
+
     def __init__(self, model: nn.Module, n_masks: int = 4000, cell_size: int = 16, p: float = 0.5,
                  seed: int = 0, batch_size: int = 64, fill: float | torch.Tensor = 0.0,
                  input_size: int | Sequence[int] | None = None, progress: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_mask_params(n_masks, cell_size, p)
+        if n_masks < self.min_masks:
+            raise ValueError(f"{type(self).__name__} needs n_masks >= {self.min_masks}, got {n_masks}")
         self.model = model.eval()
         self.n_masks, self.cell_size, self.p, self.seed = n_masks, cell_size, p, seed
         self.batch_size, self.fill, self.input_size, self.progress = batch_size, fill, input_size, progress
@@ -130,7 +134,7 @@ class _RISE:
         for chunk in masks.chunks(self.batch_size):
             m = chunk[:, None]
             for image, tgt, state in zip(images, targets, states):
-                scores = tgt(self.model(fill + (image - fill) * m))
+                scores = tgt(self.model(torch.addcmul(fill, image - fill, m)))  # fill + (x - fill) * M
                 if scores.shape != (len(chunk),) or not torch.isfinite(scores).all():
                     raise ValueError(f"target must return finite scores of shape ({len(chunk)},), "
                                      f"got shape {tuple(scores.shape)}")
@@ -165,10 +169,7 @@ class SRISE(_RISE):
 class CorrRISE(_RISE):
     """CorrRISE: per pixel Pearson correlation of mask value and score over the N masks."""
 
-    def __init__(self, model: nn.Module, n_masks: int = 4000, **kwargs):
-        if isinstance(n_masks, int) and n_masks < 2:
-            raise ValueError(f"CorrRISE needs n_masks >= 2 for a correlation, got {n_masks}")
-        super().__init__(model, n_masks, **kwargs)
+    min_masks = 2
 
     def _start(self, n_pixels, device):
         return PearsonAccumulator(n_pixels, device)

@@ -56,6 +56,15 @@ def _unit(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.to(like.device, like.dtype), dim=-1)
 
 
+def _check_rows(per_image: torch.Tensor | None, embeddings: torch.Tensor, what: str) -> None:
+    """ValueError unless batched per-image parameters have one row per embedding."""
+    if per_image is not None and per_image.ndim == (2 if what == "references" else 1):
+        n_emb = len(embeddings) if embeddings.ndim == 2 else 1
+        if len(per_image) != n_emb:
+            raise ValueError(f"target holds {len(per_image)} {what} but got {n_emb} embeddings; "
+                             "use target.select(...) for a sub-batch")
+
+
 class Target:
     """Base of the targets: per-image parameters have a leading batch axis, shared ones none."""
 
@@ -74,6 +83,7 @@ class CosineTarget(Target):
         self.reference = reference.detach()
 
     def __call__(self, embeddings: torch.Tensor) -> torch.Tensor:
+        _check_rows(self.reference, embeddings, "references")
         return (F.normalize(embeddings, dim=-1) * _unit(self.reference, embeddings)).sum(-1)
 
     def select(self, index: int | slice | torch.Tensor) -> CosineTarget:
@@ -99,6 +109,8 @@ class ArcFaceTarget(Target):
 
     def __call__(self, embeddings: torch.Tensor) -> torch.Tensor:
         emb = F.normalize(embeddings.unsqueeze(0) if embeddings.ndim == 1 else embeddings, dim=-1)
+        _check_rows(self.labels, embeddings, "labels")
+        _check_rows(self.true_reference, embeddings, "references")
         labels = self.labels.to(emb.device).expand(len(emb)).unsqueeze(1)
         cos = emb @ _unit(self.gallery, emb).T
         if self.true_reference is None:
