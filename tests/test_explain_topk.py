@@ -11,7 +11,7 @@ def test_top_pixels_and_count():
     sal = rng.random((2, 3, 20, 30))
     mask = critical_mask(sal, q=5.0)
     assert mask.shape == sal.shape and mask.dtype == bool
-    assert (mask.sum((-2, -1)) == 30).all()  # ceil(5% of 600)
+    assert (mask.sum((-2, -1)) == 30).all()  # 5% of 600
     for m, s in zip(mask.reshape(-1, 600), sal.reshape(-1, 600)):
         assert s[m].min() > s[~m].max()
     assert np.array_equal(critical_mask(torch.from_numpy(sal), 5.0), mask)

@@ -34,15 +34,14 @@ def test_critical_mask_constant_map_takes_first_pixel_indices() -> None:
     assert all(np.array_equal(m.ravel(), expected) for m in mask)
 
 
-@pytest.mark.parametrize(("q", "size", "k"), [(1.0, 112, 126), (1.0, 160, 256), (0.001, 10, 1), (100.0, 7, 49)])
-def test_critical_mask_k_rounds_up(q: float, size: int, k: int) -> None:
-    """k = ceil(q / 100 * H * W), at least 1 (1% of 112x112 = 125.44 -> 126)."""
+@pytest.mark.parametrize(("q", "size", "k"), [(1.0, 112, 125), (1.0, 150, 225), (1.0, 160, 256), (0.5, 3, 1),
+                                              (0.001, 10, 1), (100.0, 7, 49), (2.5, 30, 23)])
+def test_critical_mask_k_rounds_half_up(q: float, size: int, k: int) -> None:
+    """k = round(q / 100 * H * W), halves up, at least 1 (1% of 112x112 = 125.44 -> 125; 2.5% of 900 = 22.5 -> 23)."""
     sal = np.random.default_rng(2).random((size, size))
     assert occlusion.critical_mask(sal, q).sum() == k
 
 
-@pytest.mark.xfail(strict=True, reason="explain/topk.py computes ceil(q / 100 * n): 7 / 100 * 100 = "
-                                       "7.000000000000001 in floating point, so one pixel too many")
 def test_critical_mask_whole_percentages_are_exact() -> None:
     sal = np.random.default_rng(3).random((10, 10))
     assert [occlusion.critical_mask(sal, q).sum() for q in (7.0, 14.0, 28.0)] == [7, 14, 28]
