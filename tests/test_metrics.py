@@ -48,3 +48,13 @@ def test_kfold_rejects_bad_input():
         metrics.kfold_verification(np.ones(3), np.ones(2, bool), np.zeros(3))
     with pytest.raises(ValueError):
         metrics.kfold_verification(np.ones(3), np.ones(3, bool), np.zeros(3))
+
+
+def test_layer_bhattacharyya_is_mean_of_pairwise_bc():
+    rng = np.random.default_rng(1)
+    maps = rng.random((5, 3, 8, 8)) ** 4
+    got = metrics.layer_bhattacharyya(maps)
+    want = np.array([[np.mean([metrics.bhattacharyya(m[i], m[j]) for m in maps]) for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(np.diag(got), 1.0)
+    assert np.allclose(got, got.T) and (got < 1 + 1e-12).all()

@@ -46,3 +46,14 @@ def test_failing_notebook_is_named(tmp_path):
     assert res.returncode != 0
     assert "FAILED in notebook 00_data" in res.stderr
     assert "unknown model 'NO_SUCH_MODEL'" in res.stderr
+
+
+def test_leam_outputs(smoke_run):
+    _, figures, _ = smoke_run
+    table = pd.read_csv(figures / "03_leam_layers" / "layer_bhattacharyya.csv")
+    assert set(table.model) == {"SFACE", "DLIB"}
+    assert table["all pairs (mean BC)"].between(0, 1).all()
+    for model in ("SFACE", "DLIB"):
+        for stem in (f"layer_grid_{model}", f"overall_{model}"):
+            assert (figures / "03_leam_layers" / f"{stem}.png").is_file()
+            assert (figures / "03_leam_layers" / f"{stem}.pdf").is_file()

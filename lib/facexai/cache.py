@@ -82,3 +82,23 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
+
+
+def sharded_array(folder: str | os.PathLike, n: int, shard: int, compute: Callable[[int, int], np.ndarray],
+                  progress: Callable[[range], Any] = iter) -> np.ndarray:
+    """Rows ``0..n`` of an array computed in shards of ``shard`` rows, each cached as ``.npy``.
+
+    ``compute(start, stop)`` returns rows ``start:stop``; existing shard files are loaded instead,
+    so an interrupted computation resumes where it stopped. ``progress`` may wrap the shard range (tqdm).
+    """
+    folder = Path(folder)
+    parts = []
+    for start in progress(range(0, n, shard)):
+        path = folder / f"{start // shard:05d}.npy"
+        if path.is_file():
+            parts.append(np.load(path))
+            continue
+        part = compute(start, min(start + shard, n))
+        save_npy(path, part)
+        parts.append(part)
+    return np.concatenate(parts) if parts else np.zeros((0,))

@@ -50,14 +50,8 @@ def cached_embed(model: FaceModel, crops: np.ndarray, keys: list[str], cache_roo
     weights_tag = getattr(spec.weights, "sha256", spec.weights.describe())
     list_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     folder = cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{cache.key(weights_tag)}" / list_key
-    shards = []
-    starts = range(0, len(crops), SHARD)
-    for start in tqdm(starts, desc=f"embeddings {spec.name}", disable=len(starts) < 2):
-        path = folder / f"{start // SHARD:05d}.npy"
-        if path.is_file():
-            shards.append(np.load(path))
-            continue
-        emb = embed(model, crops[start:start + SHARD], batch_size, progress=False)
-        cache.save_npy(path, emb)
-        shards.append(emb)
-    return np.concatenate(shards) if shards else np.zeros((0, spec.embedding_dim), np.float32)
+    if not len(crops):
+        return np.zeros((0, spec.embedding_dim), np.float32)
+    return cache.sharded_array(
+        folder, len(crops), SHARD, lambda a, b: embed(model, crops[a:b], batch_size, progress=False),
+        progress=lambda r: tqdm(r, desc=f"embeddings {spec.name}", disable=len(r) < 2))

@@ -140,3 +140,9 @@ def pairwise_bhattacharyya(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"expected (N, H, W) and (M, H, W) maps of one size, got {a.shape} and {b.shape}")
     return np.sqrt(_unit_mass(a)).reshape(len(a), -1) @ np.sqrt(_unit_mass(b)).reshape(len(b), -1).T
+
+
+def layer_bhattacharyya(person_maps: np.ndarray) -> np.ndarray:
+    """Mean over people of the BC between every two layers' maps: [person, layer, H, W] -> [layer, layer]."""
+    roots = np.sqrt(_unit_mass(person_maps)).reshape(*person_maps.shape[:2], -1)
+    return np.einsum("pix,pjx->ij", roots, roots) / len(person_maps)

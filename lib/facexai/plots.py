@@ -49,3 +49,26 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, ncols:
             ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def overlay(ax: plt.Axes, image: np.ndarray, saliency: np.ndarray, alpha: float = 0.55, title: str = "") -> None:
+    """Draw a saliency map (any scale) over a face crop, without axes."""
+    ax.imshow(image.mean(axis=-1) if image.ndim == 3 else image, cmap="gray", vmin=0, vmax=255)
+    ax.imshow(saliency / (saliency.max() or 1.0), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def map_grid(crops: list[np.ndarray], maps: np.ndarray, row_labels: list[str], col_labels: list[str],
+             size: float = 1.4) -> plt.Figure:
+    """Grid of maps [row, col, H, W] over one crop per column (rows: layers, columns: individuals)."""
+    rows, cols = maps.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1.2, size * rows), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            overlay(axes[r, c], crops[c], maps[r, c], title=col_labels[c] if r == 0 else "")
+        axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig

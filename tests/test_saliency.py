@@ -1,0 +1,56 @@
+"""Study-level saliency store: cached per-image maps equal a direct LEAM call, person maps are means."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facexai import embed, profiles, saliency, study
+from facexai.explain import LEAM, person_target
+from facexai.models import load_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, sample_dir):
+    cache = tmp_path_factory.mktemp("cache")
+    cfg = profiles.resolve("smoke", cache_root=str(cache), run_name="saliency-test")
+    people = sorted(p.name for p in sample_dir.iterdir() if p.is_dir())[:2]
+    rows = [(who, str(f)) for who in people for f in sorted((sample_dir / who).glob("*.jpg"))[:3]]
+    images = pd.DataFrame(rows, columns=["identity", "path"])
+    return cfg, load_model("SFACE", cache_root=cache), images
+
+
+def test_maps_match_direct_leam_and_are_cached(setup, monkeypatch):
+    cfg, model, images = setup
+    ms = saliency.image_maps(cfg, model, images, layers=["conv_6", "conv_14"])
+    assert ms.maps.shape == (6, 2, 112, 112) and ms.maps.dtype == np.float16
+    np.testing.assert_allclose(ms.maps.astype(np.float32).sum((-2, -1)), 1.0, atol=2e-3)
+    crops, _ = study.crops(cfg, images.path.tolist(), "arcface112")
+    x = embed.to_tensor(crops)
+    with torch.no_grad():
+        emb = model(x)
+    tgt = person_target(list(emb.split([3, 3])), "cosine", "leave_one_out")
+    direct = LEAM(model, {n: model.layer_path(n) for n in ["conv_6", "conv_14"]})(x, tgt).numpy()
+    np.testing.assert_allclose(ms.maps.astype(np.float32), direct, atol=1e-3 * direct.max())
+    # a second call reads the cache: no explainer runs
+    monkeypatch.setattr(saliency, "CAM_EXPLAINERS", {"leam": None})
+    again = saliency.image_maps(cfg, model, images, layers=["conv_6", "conv_14"])
+    np.testing.assert_array_equal(again.maps, ms.maps)
+
+
+def test_person_maps_are_means(setup):
+    cfg, model, images = setup
+    ms = saliency.image_maps(cfg, model, images, layers=["conv_6", "conv_14"])
+    ids, person = ms.person_maps()
+    assert ids == sorted(images.identity.unique())
+    first = ms.maps[:3].astype(np.float32).mean(0)
+    np.testing.assert_allclose(person[0], first / first.sum((-2, -1), keepdims=True), rtol=1e-5)
+    sub_ids, sub = ms.person_maps(images.path.tolist()[:2] + images.path.tolist()[3:4])
+    assert sub_ids == ids and sub.shape == person.shape
+
+
+def test_unknown_explainer_and_layer(setup):
+    cfg, model, images = setup
+    with pytest.raises(ValueError, match="unknown explainer"):
+        saliency.image_maps(cfg, model, images, explainer="magic")
+    with pytest.raises(ValueError, match="unknown layer 'conv_99'"):
+        saliency.image_maps(cfg, model, images, layers=["conv_99"])
