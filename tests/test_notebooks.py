@@ -1,27 +1,10 @@
-"""End to end: run_all.sh executes every notebook in the smoke profile and writes its outputs."""
-import os
-import subprocess
-from pathlib import Path
+"""End to end: run_all.sh executes every notebook in the smoke profile and writes its outputs.
 
+The ``smoke_run`` fixture (tests/conftest.py) runs the study once per test session.
+"""
 import pandas as pd
-import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
-
-
-def _run_all(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, FACEXAI_VENV=os.environ.get("FACEXAI_VENV", str(REPO / ".venv")))
-    return subprocess.run(["bash", str(REPO / "run_all.sh"), "--profile", "smoke", "--cache-dir", str(cache), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=3000)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    res = _run_all("--run-name", "smoke-test", cache=cache)
-    assert res.returncode == 0, f"run_all.sh failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res, REPO / "figures" / "smoke-test", REPO / "outputs" / "smoke-test" / "notebooks"
+from conftest import NOTEBOOKS, run_all
 
 
 def test_every_notebook_executed(smoke_run):
@@ -42,7 +25,7 @@ def test_data_and_model_outputs(smoke_run):
 
 
 def test_failing_notebook_is_named(tmp_path):
-    res = _run_all("--run-name", "smoke-fail", "--models", "NO_SUCH_MODEL", "--only", "00", cache=tmp_path)
+    res = run_all("--run-name", "smoke-fail", "--models", "NO_SUCH_MODEL", "--only", "00", cache=tmp_path)
     assert res.returncode != 0
     assert "FAILED in notebook 00_data" in res.stderr
     assert "unknown model 'NO_SUCH_MODEL'" in res.stderr
