@@ -33,7 +33,7 @@ run_name="${run_name:-$profile}"
 out="${out:-$root/outputs/$run_name/notebooks}"
 py="$("$root/tools/bootstrap.sh")"
 bin="$(dirname "$py")"
-"$py" -c "from facexai import profiles; c = profiles.resolve('$profile'); print(f'[run_all] profile {c.profile}: {c.description}')"
+"$py" -c "from facexai import profiles; print(profiles.announce('$profile', '$models'))" || exit 2
 mkdir -p "$out"
 
 notebooks=()
@@ -48,14 +48,15 @@ i=0
 for src in "${notebooks[@]}"; do
   i=$((i + 1)); stem="$(basename "$src" .py)"
   start=$SECONDS
-  echo "[run_all] ($i/${#notebooks[@]}) $stem ..."
+  echo "[run_all] ($i/${#notebooks[@]}) $stem ... (progress: tail -f $out/$stem.log)"
   "$bin/jupytext" --quiet --to ipynb --output "$out/$stem.input.ipynb" "$src"
-  if ! "$bin/papermill" --no-progress-bar --kernel facexai --cwd "$root/notebooks" \
+  if ! "$bin/papermill" --no-progress-bar --log-output --kernel facexai --cwd "$root/notebooks" \
       -p profile "$profile" -p data_root "$data_root" -p pairs "$pairs" -p models "$models" \
       -p device "$device" -p cache_root "$cache_dir" -p seed "$seed" -p run_name "$run_name" \
       "$out/$stem.input.ipynb" "$out/$stem.ipynb" 2> "$out/$stem.log"; then
     echo "[run_all] FAILED in notebook $stem (executed copy: $out/$stem.ipynb, log: $out/$stem.log):" >&2
-    grep -v "^\s*$" "$out/$stem.log" | tail -n 25 >&2
+    # the traceback papermill prints last (cell outputs before it are in the log)
+    awk '/PapermillExecutionError|Traceback|Error/ {found=1} found' "$out/$stem.log" | grep -v "^\s*$" | tail -n 30 >&2
     exit 1
   fi
   rm -f "$out/$stem.input.ipynb"

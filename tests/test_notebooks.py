@@ -24,11 +24,18 @@ def test_data_and_model_outputs(smoke_run):
     assert acc.accuracy.between(0.5, 1.0).all()
 
 
-def test_failing_notebook_is_named(tmp_path):
+def test_unknown_model_stops_the_run(tmp_path):
     res = run_all("--run-name", "smoke-fail", "--models", "NO_SUCH_MODEL", "--only", "00", cache=tmp_path)
     assert res.returncode != 0
+    assert "unknown model 'NO_SUCH_MODEL'" in res.stderr  # checked before any notebook runs
+
+
+def test_failing_notebook_is_named(tmp_path):
+    res = run_all("--run-name", "smoke-fail", "--data-root", str(tmp_path / "no_such_folder"), "--only", "00",
+                  cache=tmp_path)
+    assert res.returncode != 0
     assert "FAILED in notebook 00_data" in res.stderr
-    assert "unknown model 'NO_SUCH_MODEL'" in res.stderr
+    assert "no_such_folder does not exist" in res.stderr
 
 
 def test_leam_outputs(smoke_run):

@@ -22,3 +22,8 @@ def test_unknown_profile_and_setting():
         profiles.resolve("nope")
     with pytest.raises(ValueError, match="unknown settings"):
         profiles.resolve("smoke", colour="red")
+
+
+def test_unknown_model_is_rejected_early():
+    with pytest.raises(ValueError, match="unknown model 'NOPE'"):
+        profiles.resolve("smoke", models="SFACE,NOPE")

@@ -35,11 +35,14 @@ class Config:
     pairs_per_fold: int
     rise_masks: int
     rise_images: int
+    occlusion_n_eval: int | float = 1  # held-out images per person (int) or fraction (float)
+    occlusion_seeds: int = 1  # random-pixel baseline draws per occlusion condition
     seed: int = 0
     device: str = "cpu"
     cache_root: Path = field(default_factory=cache.cache_dir)
     run_name: str = ""
     description: str = ""
+    estimate: str = ""
 
     @property
     def figures_dir(self) -> Path:
@@ -56,6 +59,12 @@ class Config:
         path = self.figures_dir / notebook / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def announce(profile: str, models: str = "") -> str:
+    """Lines for the start of a run: the profile, what it is, how long it takes (checks the settings)."""
+    cfg = resolve(profile, models=models)
+    return f"[run_all] profile {cfg.profile}: {cfg.description}\n[run_all] expected time: {cfg.estimate}"
 
 
 def _path(value: str | Path | None) -> Path | None:
@@ -78,6 +87,10 @@ def resolve(profile: str = "quick", **overrides) -> Config:
     models = values.pop("models")
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
+    from facexai.models.registry import get_spec  # here: the registry is heavier than this module
+
+    for name in models:
+        get_spec(name)  # ValueError naming the known models
     cfg = Config(
         profile=profile,
         models=tuple(models),
