@@ -146,3 +146,44 @@ def layer_bhattacharyya(person_maps: np.ndarray) -> np.ndarray:
     """Mean over people of the BC between every two layers' maps: [person, layer, H, W] -> [layer, layer]."""
     roots = np.sqrt(_unit_mass(person_maps)).reshape(*person_maps.shape[:2], -1)
     return np.einsum("pix,pjx->ij", roots, roots) / len(person_maps)
+
+
+def pair_bhattacharyya(maps: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """BC of the maps of each index pair (n, 2) of ``maps`` (N, ..., H, W) -> (n, ...).
+
+    One map channel (e.g. layer) at a time: its N square-rooted distributions are made once, then
+    the pairs are summed in chunks, so memory stays near one channel of maps.
+    """
+    maps, pairs = np.asarray(maps), np.asarray(pairs, dtype=np.int64)
+    if maps.ndim < 3:
+        raise ValueError(f"maps must be (N, ..., H, W), got {maps.shape}")
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must be (n, 2) row indices, got {pairs.shape}")
+    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(maps)):
+        raise ValueError(f"pair indices must lie in [0, {len(maps)}), got {pairs.min()}..{pairs.max()}")
+    flat = maps.reshape(len(maps), -1, *maps.shape[-2:])
+    out = np.empty((len(pairs), flat.shape[1]))
+    for c in range(flat.shape[1]):
+        roots = np.sqrt(_unit_mass(flat[:, c])).reshape(len(maps), -1)
+        for s in range(0, len(pairs), chunk):
+            a, b = pairs[s:s + chunk, 0], pairs[s:s + chunk, 1]
+            out[s:s + chunk, c] = np.einsum("ij,ij->i", roots[a], roots[b])
+    return out.reshape(len(pairs), *maps.shape[1:-2])
+
+
+def compare_samples(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """One-sided Mann-Whitney U test of a > b with two effect sizes.
+
+    ``U`` is a's statistic; ``rank_biserial`` = 2U / (n_a n_b) - 1 (= Cliff's delta: P(a > b) - P(a < b));
+    ``cohens_d`` = (mean a - mean b) / pooled standard deviation (ddof 1; NaN when it is undefined).
+    """
+    from scipy.stats import mannwhitneyu
+
+    a, b = _scores(a, "a"), _scores(b, "b")
+    u, p = mannwhitneyu(a, b, alternative="greater")
+    d = np.nan
+    if min(len(a), len(b)) >= 2:
+        pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+        d = (a.mean() - b.mean()) / pooled if pooled > 0 else np.nan
+    return {"U": float(u), "p_value": float(p), "rank_biserial": float(2 * u / (len(a) * len(b)) - 1),
+            "cohens_d": float(d)}

@@ -261,19 +261,25 @@ def _check_method(method: str) -> None:
                          "(BiSeNet: facexai.parsing_bisenet)")
 
 
-def region_masks(landmarks: np.ndarray, shape: tuple[int, int], method: str = "mediapipe") -> dict[str, np.ndarray]:
-    """Each region's filled polygon as an (H, W) bool mask, before painting (regions may overlap here)."""
+def region_polygons(landmarks: np.ndarray, method: str = "mediapipe") -> dict[str, np.ndarray]:
+    """Each region's polygon (K, 2) float32 in crop pixels (hull regions as their convex hull)."""
     _check_method(method)
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (N_LANDMARKS[method], 2):
         raise ValueError(f"{method} needs ({N_LANDMARKS[method]}, 2) landmarks, got {points.shape}")
     if method == "dlib":
         points = _dlib_polygon_points(points)
-    masks = {}
+    polygons = {}
     for name, region in REGIONS[method].items():
         poly = points[list(region.indices)].astype(np.float32)
-        if region.hull:
-            poly = cv2.convexHull(poly)[:, 0, :]
+        polygons[name] = cv2.convexHull(poly)[:, 0, :] if region.hull else poly
+    return polygons
+
+
+def region_masks(landmarks: np.ndarray, shape: tuple[int, int], method: str = "mediapipe") -> dict[str, np.ndarray]:
+    """Each region's filled polygon as an (H, W) bool mask, before painting (regions may overlap here)."""
+    masks = {}
+    for name, poly in region_polygons(landmarks, method).items():
         canvas = np.zeros(shape, np.uint8)
         # 4 fractional bits keep sub-pixel landmark positions; vertices use pixel-centre coordinates
         cv2.fillPoly(canvas, [np.round(poly * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
