@@ -2,7 +2,7 @@
 pixels per face region, and the image pairs and geometry warps behind Bhattacharyya comparisons.
 
 Notebooks 02 (parsing), 04 (region statistics) and 05 (Bhattacharyya) tell the story; the numbers
-they are compared with, reported by the LEAM work, are typed once, in :data:`PUBLISHED`.
+they are compared with, reported by the LEAM work, are typed once, in :mod:`facexai.published`.
 Regions are :data:`facexai.parsing.CLASS_NAMES` (sides are the subject's own, see facexai.parsing).
 """
 from __future__ import annotations
@@ -22,19 +22,21 @@ from facexai.cache import cache_dir, file_sha256, key, load_npz, save_npz
 from facexai.explain import critical_mask
 from facexai.occlusion import warp_mask_to
 from facexai.profiles import Config
+from facexai.published import PUBLISHED as _PUB
+from facexai.published import WORKS
 from facexai.saliency import MapSet
 
 log = logging.getLogger(__name__)
 
 #: Numbers REPORTED BY THE LEAM WORK (Layer Embedding Activation Mapping for face recognition, as
 #: summarised in this study's issue 4), typed here and nowhere else. Not results of this study.
+#: The LEAM work's numbers these notebooks compare with, read from :mod:`facexai.published`.
 PUBLISHED: dict[str, object] = {
-    "source": "LEAM (Layer Embedding Activation Mapping) work on face recognition, 9 models, CelebAMask-HQ "
-              "BiSeNet face parsing; figures as given in the study's issue 4",
+    "source": WORKS["LEAM"],
     "n_models": 9,
-    "nose_share": (0.189, 0.297),  # share of the critical (top 1%) pixels on the nose, range over its 9 models
-    "bc_same": (0.32, 0.57),  # Bhattacharyya coefficient of two images of one person, range over models
-    "bc_different": (0.04, 0.13),  # ... of images of two different people
+    "nose_share": (_PUB["nose_share"].values["lo"], _PUB["nose_share"].values["hi"]),
+    "bc_same": (_PUB["bc_same_vs_different"].values["same_lo"], _PUB["bc_same_vs_different"].values["same_hi"]),
+    "bc_different": (_PUB["bc_same_vs_different"].values["diff_lo"], _PUB["bc_same_vs_different"].values["diff_hi"]),
 }
 
 REGIONS: list[str] = list(parsing.CLASS_NAMES)
