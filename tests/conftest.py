@@ -5,9 +5,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from PIL import Image
 
 import facexai  # noqa: F401  (installs the torchvision compat layer before any test imports it)
+from facexai.models.registry import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -36,6 +40,34 @@ def shared_dir() -> Path:
     if not (path / "data").is_dir():
         pytest.skip(f"shared data folder {path} is absent (set FACEXAI_SHARED to use another)")
     return path
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(shared_dir: Path) -> Path:
+    """Full LFW deep-funneled in ../shared (skips with the reason when absent)."""
+    return shared_dir / "data" / "lfw" / "lfw-deepfunneled"
+
+
+@pytest.fixture(scope="session")
+def lfw_centre_crops(lfw_dir: Path):
+    """Factory: uint8 RGB (len(people) * per_person, size, size, 3) resizes of each image's central
+    ``crop`` x ``crop`` box (LFW deep-funneled is 250 x 250, roughly aligned), images 1.. of each person."""
+    def make(people: tuple[str, ...] | list[str], crop: int, size: int, per_person: int = 2) -> np.ndarray:
+        offset = (250 - crop) // 2
+        out = []
+        for name in people:
+            for index in range(1, per_person + 1):
+                rgb = np.asarray(Image.open(lfw_dir / name / f"{name}_{index:04d}.jpg").convert("RGB"))
+                box = np.ascontiguousarray(rgb[offset:offset + crop, offset:offset + crop])
+                out.append(cv2.resize(box, (size, size), interpolation=cv2.INTER_AREA))
+        return np.stack(out)
+
+    return make
+
+
+def vendor_file(model: str) -> Path:
+    """The packaged weights file of a registry model (a clear failure, never a skip, when not installed)."""
+    return get_spec(model).weights.locate()
 
 
 @pytest.fixture(scope="session")

