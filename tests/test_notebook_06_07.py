@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facexai import occlusion, validation
+from facexai import occlusion
+from facexai.published import PUBLISHED
 
 MODELS = {"SFACE", "DLIB"}  # the smoke profile's models
 N_PEOPLE = 6  # smoke: 6 individuals, one held-out image each
@@ -58,17 +59,22 @@ def test_curves_grow_with_q(out06):
 
 def test_published_comparison(out06):
     p = pd.read_csv(out06 / "published_comparison.csv")
-    assert set(p.quantity) == set(validation.PUBLISHED)
-    for name, pub in validation.PUBLISHED.items():
-        assert (p[p.quantity == name].published == pub["value"]).all()
-    drops = p[p.quantity.str.startswith("leam_drop")]
-    assert set(drops.model) == MODELS and len(drops) == 2 * len(MODELS)
+    pub = PUBLISHED["occlusion_drop"].values
+    assert set(p.model) == MODELS and len(p) == 2 * len(MODELS)
+    assert (p[p.selection == "critical"].published == pub["map"]).all()
+    assert (p[p.selection == "random"].published == pub["random"]).all()
+    s = pd.read_csv(out06 / "occlusion_summary.csv")
+    s = s[s.fill == "black"].set_index(["model", "selection"]).mean_drop
+    np.testing.assert_allclose(p.set_index(["model", "selection"]).ours.sort_index(), s.sort_index())
 
 
-def test_figures_and_subgroups(out06, smoke_run, shared_dir):
+def test_figures(out06):
     for stem in ["fills", "q_curves", "examples"]:
         for ext in ("png", "pdf"):
             assert (out06 / f"{stem}.{ext}").stat().st_size > 1000, stem
+
+
+def test_subgroups(out06, shared_dir):
     g = pd.read_csv(out06 / "occlusion_subgroups.csv")  # the shared LFW gender lists exist (shared_dir)
     assert set(g.group) <= {"female", "male"} and set(g.model) == MODELS
     assert g.groupby(["model", "fill", "selection"]).n_images.sum().eq(N_PEOPLE).all()

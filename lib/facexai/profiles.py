@@ -37,6 +37,13 @@ class Config:
     rise_images: int
     occlusion_n_eval: int | float = 1  # held-out images per person (int) or fraction (float)
     occlusion_seeds: int = 1  # random-pixel baseline draws per occlusion condition
+    xai_models: tuple[str, ...] = ()  # 08: models explained (empty: the run's models)
+    xai_sweep_models: tuple[str, ...] = ()  # 08: models of the hyperparameter sweeps (empty: every xai model)
+    xai_sweep_layers: int = 0  # 08: named layers in the layer sweep (0: every named layer)
+    xai_margins: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)  # 08: ArcFace margins of the loss sweep
+    xai_rise_mask_counts: tuple[int, ...] = ()  # 08: RISE mask counts swept besides rise_masks
+    xai_rise_cell_sizes: tuple[int, ...] = (8, 32)  # 08: RISE cell sizes (px) swept besides the default 16
+    xai_cost_images: int = 8  # 08: images of the fixed batch the explainers are timed on
     seed: int = 0
     device: str = "cpu"
     cache_root: Path = field(default_factory=cache.cache_dir)
