@@ -178,6 +178,15 @@ CASES = [  # (claim, table, expected verdict)
                                          LOSSES), PARTLY),
     ("loss_cosine_layercam", sweep_table({("LayerCAM", "A"): "arcface m=0.5"}, "loss", LOSSES), NOT_REPRODUCED),
     ("loss_cosine_layercam", sweep_table(dict.fromkeys(GC, "cosine"), "loss", LOSSES), NOT_TESTABLE),
+    # every loss setting ties: the sweep says nothing about which is best
+    ("loss_cosine_layercam", sweep_table({("LayerCAM", "A"): "cosine"}, "loss", LOSSES).assign(recognition_rate=0.9),
+     NOT_TESTABLE),
+    # a tie between cosine and a margin is not "cosine best"
+    ("loss_cosine_layercam", pd.concat([sweep_table({("LayerCAM", "A"): "cosine"}, "loss", LOSSES),
+                                        pd.DataFrame([("LayerCAM", "A", "loss", "arcface m=0.1", 0.5)],
+                                                     columns=["technique", "model", "hyperparameter", "value",
+                                                              "recognition_rate"])]).drop_duplicates(
+        ["technique", "model", "hyperparameter", "value"], keep="last"), NOT_REPRODUCED),
     ("loss_margin_gradcam", sweep_table(dict.fromkeys(GC, "arcface m=0.2") | {GC[1]: "arcface m=0.3"}, "loss", LOSSES),
      REPRODUCED),
     ("loss_margin_gradcam", sweep_table(dict.fromkeys(GC, "arcface m=0.2") | {GC[1]: "cosine"}, "loss", LOSSES),
@@ -244,6 +253,7 @@ FAKE_RUN = {  # one table per source file: the claims sharing a file read the sa
     "transfer": transfer_table(0.07),
     "female_more_affected": subgroup_table({"A": (0.2, 0.1), "B": (0.12, 0.1)}),
     "gradcampp_only_generalizes": main_table(GEN_RATES),
+    "negligible_impact": main_table(GEN_RATES),
     "fill_minor": fill_table(fills({"Grad-CAM++": 0.5, "LayerCAM": 0.9, "random": 0.97}, 0.03)),
     "layer_second_to_last": pd.concat([sweep_table(dict.fromkeys(GC, "second-to-last"), "layer", LAYERS),
                                        sweep_table({("LayerCAM", "A"): "cosine"}, "loss", LOSSES),
@@ -334,3 +344,16 @@ def test_pages_show_every_claim_with_links(tmp_path):
     assert "a &lt;b&gt; &amp; c" in page and "a <b>" not in page
     assert page.count("<tr") == len(ledger) + 1
     assert set(claims.rules().claim) == set(SPEC) and claims.rules().rule.str.len().min() > 20
+
+
+def test_per_model_rows_do_not_enter_the_mean():
+    """With per-model rows beside the 'mean' rows, only the means count (models differ, fills do not)."""
+    rows = []
+    for fill, shift in (("black", 0.0), ("white", 0.01)):
+        for tech, rate in (("Grad-CAM++", 0.6), ("LayerCAM", 0.9)):
+            rows += [(tech, "LFW", fill, "mean", rate + shift, "ok"),
+                     (tech, "LFW", fill, "A", rate + shift - 0.3, "ok"), (tech, "LFW", fill, "B", rate + shift + 0.3, "ok")]
+    table = pd.DataFrame(rows, columns=["technique", "dataset", "fill", "model", "recognition_rate", "status"])
+    m = claims.measure_fill(table)
+    assert m.values["fill_range"] == pytest.approx(0.01)
+    assert m.values["technique_range"] == pytest.approx(0.3)
