@@ -205,7 +205,8 @@ def test_claims_can_read_the_tables():
         for t in comparison.GRAD_CAMS] + [
         sweep(t, "A", "loss", [v for v, _ in comparison.loss_settings([0.2, 0.3])], [0.5, 0.4, 0.6], [0.1, 0.2, 0.3])
         for t in comparison.GRAD_CAMS], ignore_index=True)
-    frames = {"main_table.csv": table[table.fill == "black"], "fill_table.csv": table, "sweeps.csv": sweeps}
+    black = table[table.fill == "black"]
+    frames = {"main_table.csv": black, "rise_subset_table.csv": black, "fill_table.csv": table, "sweeps.csv": sweeps}
     tested = 0
     for claim in claims.CLAIMS:
         if claim.table.startswith("08_xai_generalizability/"):
