@@ -15,14 +15,18 @@ def use_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.autolayout": False})
 
 
+MAX_PNG_PIXELS = 6e6  # large grids get a lower PNG resolution, so committed figures stay a few MB
+
+
 def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
     """Write ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix of ``path`` is replaced)."""
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    outs = [base.with_suffix(".png"), base.with_suffix(".pdf")]
-    for out in outs:
-        fig.savefig(out)
-    return outs
+    width, height = fig.get_size_inches()
+    dpi = min(plt.rcParams["savefig.dpi"], (MAX_PNG_PIXELS / (width * height)) ** 0.5)
+    fig.savefig(base.with_suffix(".png"), dpi=dpi)
+    fig.savefig(base.with_suffix(".pdf"))
+    return [base.with_suffix(".png"), base.with_suffix(".pdf")]
 
 
 def save_table(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4f", index: bool = False) -> list[Path]:
