@@ -17,13 +17,12 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from facexai import align, data, embed, saliency, study, validation
+from facexai import data, embed, saliency, study, validation
 from facexai.explain import SRISE, CorrRISE, CosineTarget
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
@@ -135,14 +134,7 @@ def pair_list_study(cfg: Config, root: str | os.PathLike, kind: str, models: Seq
     dataset, pairs = data.load_pair_list_dataset(root, kind, on_missing="skip", n_folds=cfg.n_folds)
     selected = dataset.subset(data.select_identities(dataset, cfg.n_identities, cfg.min_images, cfg.seed))
     pairs = subsample_pairs(pairs, cfg.n_folds, cfg.pairs_per_fold)
-    wanted = list(dict.fromkeys([*map(str, selected.paths()), *pairs.path_a, *pairs.path_b]))
-    result = align.align_paths([Path(p) for p in wanted], study.geometries_for(models), cfg.cache_root,
-                               device=cfg.device)
-    failed = {str(p) for p, _ in result.failed}
-    images = pd.DataFrame({"identity": selected.labels(), "path": list(map(str, selected.paths()))})
-    images = images[~images.path.isin(failed)].reset_index(drop=True)
-    kept = pairs[~pairs.path_a.isin(failed) & ~pairs.path_b.isin(failed)].reset_index(drop=True)
-    failures = pd.DataFrame([(str(p), why) for p, why in result.failed], columns=["path", "reason"])
+    images, kept, failures, _ = study.align_selection(cfg, selected, pairs, models)
     summary = {"dataset": kind.upper(), "data_root": str(dataset.root), "selected_identities": int(images.identity.nunique()),
                "selected_images": len(images), "pairs": len(pairs), "pairs_kept": len(kept),
                "alignment_failures": len(failures), "skipped_files": len(dataset.skipped)}

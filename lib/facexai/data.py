@@ -5,7 +5,6 @@ crashing, and every pair list is checked against the images that really exist.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -22,7 +21,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from facexai.cache import atomic_write
+from facexai.cache import atomic_write, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -314,13 +313,9 @@ def select_identities(dataset: FaceDataset, n: int, min_images: int = 1, seed: i
     return sorted(eligible[i] for i in picked)
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_md5(path: str | os.PathLike) -> str:
     """Hex MD5 of a file (the checksum LFW's archives are published with)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _download(url: str, path: Path) -> None:

@@ -52,6 +52,23 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     cache.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
+def align_selection(cfg: Config, selected: data.FaceDataset, pairs: pd.DataFrame, models: tuple[str, ...] | list[str]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, align.AlignmentResult]:
+    """Align the selected people's images and the pairs' images for ``models``; exclude (and list) failures.
+
+    Returns the selected images [identity, path], the pairs whose two images aligned, the failures
+    [path, reason] and the alignment result.
+    """
+    wanted = list(dict.fromkeys([*map(str, selected.paths()), *pairs.path_a, *pairs.path_b]))
+    result = align.align_paths([Path(p) for p in wanted], geometries_for(models), cfg.cache_root, device=cfg.device)
+    failed = {str(p) for p, _ in result.failed}
+    images = pd.DataFrame({"identity": selected.labels(), "path": list(map(str, selected.paths()))})
+    images = images[~images.path.isin(failed)].reset_index(drop=True)
+    kept = pairs[~pairs.path_a.isin(failed) & ~pairs.path_b.isin(failed)].reset_index(drop=True)
+    failures = pd.DataFrame([(str(p), why) for p, why in result.failed], columns=["path", "reason"])
+    return images, kept, failures, result
+
+
 def prepare(cfg: Config) -> tuple[Study, data.FaceDataset, align.AlignmentResult]:
     """Load the data set, select individuals, build or read pairs, align everything, write artifacts."""
     dataset = data.load_lfw(cfg.data_root)
@@ -63,14 +80,7 @@ def prepare(cfg: Config) -> tuple[Study, data.FaceDataset, align.AlignmentResult
     else:
         pairs = data.make_pairs(dataset, cfg.n_folds, cfg.pairs_per_fold, cfg.seed)
         pair_source = f"built from seed {cfg.seed}"
-    wanted = list(dict.fromkeys([*map(str, selected.paths()), *pairs.path_a, *pairs.path_b]))
-    result = align.align_paths([Path(p) for p in wanted], geometries_for(cfg.models), cfg.cache_root,
-                               device=cfg.device)
-    failed = {str(p) for p, _ in result.failed}
-    images = pd.DataFrame({"identity": selected.labels(), "path": list(map(str, selected.paths()))})
-    images = images[~images.path.isin(failed)].reset_index(drop=True)
-    kept = pairs[~pairs.path_a.isin(failed) & ~pairs.path_b.isin(failed)].reset_index(drop=True)
-    failures = pd.DataFrame([(str(p), why) for p, why in result.failed], columns=["path", "reason"])
+    images, kept, failures, result = align_selection(cfg, selected, pairs, cfg.models)
     summary = {
         "profile": cfg.profile, "run_name": cfg.run_name, "data_root": str(cfg.data_root), "seed": cfg.seed,
         "identities_in_dataset": dataset.n_identities, "images_in_dataset": dataset.n_images,
