@@ -167,7 +167,7 @@ plots.save_figure(fig, cfg.out("04_region_statistics", "layer_region_shares"))
 # %% [markdown]
 # ## Beside the LEAM work: the nose
 # The work reports the nose holding 18.9-29.7% of the critical regions across its 9 models (its
-# numbers live in `facexai.regions.PUBLISHED`, nowhere else). Its parser was a CelebAMask-HQ BiSeNet,
+# numbers live in `facexai.published`, nowhere else; `facexai.regions.PUBLISHED` reads them from there). Its parser was a CelebAMask-HQ BiSeNet,
 # ours are landmark polygons (the nose IoU of MediaPipe vs dlib polygons is in notebook 02), and its
 # models are not ours: read this as a comparison of orders of magnitude, not a replication test.
 # `published_comparison.csv`: model, quantity, ours, ci_lo, ci_hi, published_lo, published_hi,

@@ -120,7 +120,7 @@ plots.save_figure(fig, cfg.out("05_bhattacharyya", "bc_per_layer"))
 # %% [markdown]
 # ## Beside the LEAM work
 # The work reports BC 0.32-0.57 for the same person and 0.04-0.13 for different people (ranges over
-# its models; `facexai.regions.PUBLISHED`). `bc_published_comparison.csv`: model, group, ours,
+# its models; typed once in `facexai.published`). `bc_published_comparison.csv`: model, group, ours,
 # ci_lo, ci_hi, published_lo, published_hi, within_published_range.
 
 # %%

@@ -26,7 +26,7 @@ run_name = ""
 # behind it. Nothing here computes a result: every number of ours is **read from a table an earlier
 # notebook wrote** (`figures/<run>/<notebook>/*.csv`), through the claim specs in
 # `facexai.claims` (a source table, a function of that table, a verdict rule with explicit
-# tolerances); the works' numbers sit in one place, `facexai.claims.PUBLISHED`.
+# tolerances); the works' numbers sit in one place, `facexai.published`.
 #
 # Verdicts: **reproduced**, **partly**, **not reproduced**, or **not testable here** (with the reason:
 # the notebook that makes the table did not run, or its table cannot answer the claim). Rules that count
