@@ -1,12 +1,15 @@
 """One figure and table style for every notebook: PNG + PDF figures, CSV + Markdown tables."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from facexai import runstamp
 
 
 def use_style() -> None:
@@ -29,14 +32,17 @@ def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
     return [base.with_suffix(".png"), base.with_suffix(".pdf")]
 
 
-def save_table(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4f", index: bool = False) -> list[Path]:
-    """Write ``df`` as ``<path>.csv`` and a readable ``<path>.md`` copy."""
+def save_table(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4f", index: bool = False,
+               stamp: Mapping[str, str] | None = None) -> list[Path]:
+    """Write ``df`` as ``<path>.csv``, a readable ``<path>.md`` copy and ``<path>.meta.json``, the run stamp the
+    claims ledger checks (``stamp``, else the run folder's own: :func:`facexai.runstamp.current`)."""
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     csv, md = base.with_suffix(".csv"), base.with_suffix(".md")
     df.to_csv(csv, index=index)
     md.write_text(df.to_markdown(index=index, floatfmt=floatfmt) + "\n")
-    return [csv, md]
+    meta = runstamp.write(csv, stamp if stamp is not None else runstamp.current(csv))
+    return [csv, md, meta]
 
 
 def image_grid(images: list[np.ndarray], titles: list[str] | None = None, ncols: int = 8,

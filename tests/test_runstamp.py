@@ -1,0 +1,74 @@
+"""Every table carries its run's stamp; a table from another run, changed, or unstamped is refused by name."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from facexai import plots, runstamp
+
+SUMMARY = {"profile": "smoke", "run_name": "run-a", "data_root": "/somewhere/lfw_sample", "seed": 0,
+           "selected_identities": 6, "selected_images": 28, "pairs_source": "built from seed 0", "pairs": 40,
+           "geometries": ["arcface112"], "models": ["FN_C", "SFACE"]}
+
+
+def make_run(figures, name: str, **changes) -> dict:
+    """A run folder as notebook 00 leaves it (its summary table), and that run's summary dict."""
+    summary = SUMMARY | {"run_name": name} | changes
+    table = pd.Series(summary, name="value").to_frame().reset_index(names="item")  # as notebook 00 writes it
+    plots.save_table(table, figures / name / "00_data" / "summary")
+    return summary
+
+
+def test_table_stamped_with_its_run(tmp_path):
+    summary = make_run(tmp_path, "run-a")
+    paths = plots.save_table(pd.DataFrame({"x": [1, 2]}), tmp_path / "run-a" / "05_x" / "t")
+    assert [p.name for p in paths] == ["t.csv", "t.md", "t.meta.json"]
+    meta = json.loads(paths[2].read_text())
+    # the stamp read back from the summary table equals the one of the summary dict (summary.json)
+    assert meta["stamp"] == runstamp.from_summary(summary) and meta["stamp"]["run_name"] == "run-a"
+    runstamp.check(paths[0], runstamp.from_summary(summary))
+    # an explicit stamp wins
+    plots.save_table(pd.DataFrame({"x": [1]}), tmp_path / "elsewhere" / "t", stamp={"run_name": "z"})
+    assert json.loads((tmp_path / "elsewhere" / "t.meta.json").read_text())["stamp"] == {"run_name": "z"}
+
+
+def test_stamp_identity():
+    a = runstamp.from_summary(SUMMARY)
+    assert runstamp.from_summary(SUMMARY | {"data_root": "/other/clone/lfw_sample"}) == a  # location is not identity
+    assert runstamp.from_summary(SUMMARY | {"selected_images": 27})["data_digest"] != a["data_digest"]
+    assert runstamp.from_summary(SUMMARY | {"seed": 1})["data_digest"] != a["data_digest"]
+    assert runstamp.from_summary(SUMMARY | {"profile": "quick"})["settings_digest"] != a["settings_digest"]
+    assert a["settings_digest"] == runstamp.settings_digest("smoke") != ""
+
+
+def test_copied_changed_or_unstamped_tables_are_refused(tmp_path):
+    make_run(tmp_path, "run-a")
+    other = make_run(tmp_path, "run-b", data_root="/x/other_faces", selected_images=31)
+    plots.save_table(pd.DataFrame({"x": [1, 2]}), tmp_path / "run-a" / "05_x" / "t")
+    # a table copied (with its sidecar) from run-a into run-b
+    (tmp_path / "run-b" / "05_x").mkdir()
+    for name in ("t.csv", "t.meta.json"):
+        shutil.copy(tmp_path / "run-a" / "05_x" / name, tmp_path / "run-b" / "05_x" / name)
+    copied = tmp_path / "run-b" / "05_x" / "t.csv"
+    with pytest.raises(runstamp.RunStampError, match=r"table 05_x/t.csv was produced by another run: run_name 'run-a'"):
+        runstamp.check(copied, runstamp.from_summary(other), name="05_x/t.csv")
+    # the same run name on another data set is caught by the data digest
+    same_name = make_run(tmp_path, "run-a", data_root="/x/other_faces")
+    with pytest.raises(runstamp.RunStampError, match="data_digest"):
+        runstamp.check(tmp_path / "run-a" / "05_x" / "t.csv", runstamp.from_summary(same_name))
+    # a table changed after it was stamped
+    plots.save_table(pd.DataFrame({"x": [1]}), tmp_path / "run-b" / "05_x" / "u")
+    (tmp_path / "run-b" / "05_x" / "u.csv").write_text("x\n9\n")
+    with pytest.raises(runstamp.RunStampError, match="u.csv changed after"):
+        runstamp.check(tmp_path / "run-b" / "05_x" / "u.csv", runstamp.from_summary(other))
+    # no sidecar at all
+    (tmp_path / "run-b" / "05_x" / "v.csv").write_text("x\n1\n")
+    with pytest.raises(runstamp.RunStampError, match="v.csv has no run stamp"):
+        runstamp.check(tmp_path / "run-b" / "05_x" / "v.csv", runstamp.from_summary(other))
+
+
+def test_environment_stamp(tmp_path, monkeypatch):
+    monkeypatch.setenv(runstamp.ENV, json.dumps({"run_name": "from-env"}))
+    plots.save_table(pd.DataFrame({"x": [1]}), tmp_path / "r" / "n" / "t")
+    assert json.loads((tmp_path / "r" / "n" / "t.meta.json").read_text())["stamp"] == {"run_name": "from-env"}
