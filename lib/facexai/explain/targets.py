@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 REFERENCES = ("leave_one_out", "all", "pair")
-TARGETS = ("cosine", "arcface")
+TARGETS = ("cosine", "arcface", "contrastive")
 
 
 def reference_embeddings(
@@ -130,6 +130,26 @@ class ArcFaceTarget(Target):
         return ArcFaceTarget(self.gallery, labels, true_ref, self.scale, self.margin)
 
 
+class ContrastiveTarget(Target):
+    """s(x) = cos(f(x), r) - cos(f(x), r_other): own-reference similarity minus that of a chosen other
+    identity's reference (:func:`person_target` picks, per image, the nearest other identity)."""
+
+    def __init__(self, reference: torch.Tensor, other: torch.Tensor):
+        if reference.shape != other.shape:
+            raise ValueError(f"reference {tuple(reference.shape)} and other {tuple(other.shape)} must match")
+        self.reference, self.other = reference.detach(), other.detach()
+
+    def __call__(self, embeddings: torch.Tensor) -> torch.Tensor:
+        _check_rows(self.reference, embeddings, "references")
+        emb = F.normalize(embeddings, dim=-1)
+        return (emb * _unit(self.reference, emb)).sum(-1) - (emb * _unit(self.other, emb)).sum(-1)
+
+    def select(self, index: int | slice | torch.Tensor) -> ContrastiveTarget:
+        if self.reference.ndim == 1:
+            return self
+        return ContrastiveTarget(self.reference[index], self.other[index])
+
+
 def person_target(
     embeddings_by_person: Sequence[torch.Tensor],
     kind: str = "cosine",
@@ -140,7 +160,8 @@ def person_target(
     """One batched target over all images of all people, in order (person by person).
 
     ``"arcface"``: the gallery holds every person's ``"all"`` reference; the true class's row is
-    replaced by the image's own reference of mode ``reference``.
+    replaced by the image's own reference of mode ``reference``. ``"contrastive"``: the image's own
+    reference minus the gallery row of the other person its clean embedding is most similar to.
     """
     if kind not in TARGETS:
         raise ValueError(f"unknown target {kind!r}; valid: {TARGETS}")
@@ -149,4 +170,10 @@ def person_target(
         return CosineTarget(refs)
     gallery = torch.stack([reference_embeddings(e, "all")[0] for e in embeddings_by_person])
     labels = torch.cat([torch.full((len(e),), p) for p, e in enumerate(embeddings_by_person)])
+    if kind == "contrastive":
+        if len(gallery) < 2:
+            raise ValueError("the contrastive target needs at least two people")
+        cos = F.normalize(torch.cat(list(embeddings_by_person)).double(), dim=-1) @ gallery.double().T
+        cos[torch.arange(len(labels)), labels] = -torch.inf  # the nearest OTHER identity
+        return ContrastiveTarget(refs, gallery[cos.argmax(1)])
     return ArcFaceTarget(gallery, labels, refs, scale, margin)
