@@ -3,7 +3,7 @@
 All take a model mapping RGB [0, 255] images (N, 3, H, W) to raw embeddings (N, D) and a target
 scoring each embedding (see :mod:`facexai.explain.targets`).
 """
-from facexai.explain.base import check_images, normalise_maps, resolve_layers
+from facexai.explain.base import antialias_map, check_images, normalise_maps, resolve_layers, upsample_maps
 from facexai.explain.cam import (
     LEAM,
     WEIGHTINGS,
@@ -27,5 +27,5 @@ __all__ = [
     "LEAM", "BaseCAM", "GradCAM", "GradCAMPlusPlus", "LayerCAM", "WEIGHTINGS", "person_maps",
     "SRISE", "CorrRISE", "RiseMasks", "PearsonAccumulator",
     "Target", "CosineTarget", "ArcFaceTarget", "reference_embeddings", "person_target",
-    "critical_mask", "check_images", "normalise_maps", "resolve_layers",
+    "critical_mask", "check_images", "normalise_maps", "resolve_layers", "antialias_map", "upsample_maps",
 ]

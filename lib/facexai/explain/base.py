@@ -1,4 +1,4 @@
-"""Plumbing shared by every explainer: layer lookup, input checks, map normalisation.
+"""Plumbing shared by every explainer: layer lookup, input checks, map upsampling and normalisation.
 
 Models are plain ``nn.Module``s taking RGB float images in [0, 255], (N, 3, H, W), and
 returning raw embeddings (N, D). Layers are dotted submodule paths, given as a list of paths
@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -98,3 +99,30 @@ def normalise_maps(maps: torch.Tensor, what: str = "map") -> tuple[torch.Tensor,
         log.warning("%d all-zero %s(s) replaced by uniform maps", n_zero, what)
     uniform = torch.full_like(maps, 1.0 / (maps.shape[-1] * maps.shape[-2]))
     return torch.where(zero, uniform, maps / sums.clamp_min(torch.finfo(maps.dtype).tiny)), n_zero
+
+
+#: Binomial [1, 2, 1] / 4 low-pass: gain 1 at frequency 0, exactly 0 at a grid's Nyquist frequency.
+_BINOMIAL = torch.tensor([1.0, 2.0, 1.0]) / 4
+
+
+def antialias_map(cam: torch.Tensor) -> torch.Tensor:
+    """Low-pass maps (N, h, w) at their own grid with the separable binomial [1, 2, 1] / 4 filter.
+
+    Its response is 0 at the grid's Nyquist frequency (a one-cell checkerboard, period 2 cells),
+    so a lattice at the layer's stride cannot survive upsampling; replicate padding keeps a
+    constant map constant and non-negative maps non-negative. Maps under 3 cells stay unchanged.
+    """
+    if min(cam.shape[-2:]) < 3:
+        return cam
+    kernel = _BINOMIAL.to(cam.device, cam.dtype)
+    x = F.pad(cam[:, None], (1, 1, 1, 1), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, 3))
+    return F.conv2d(x, kernel.view(1, 1, 3, 1))[:, 0]
+
+
+def upsample_maps(cams: Sequence[torch.Tensor], size: Sequence[int], antialias: bool = False) -> torch.Tensor:
+    """Per-layer maps [(N, h, w), ...] -> (N, L, H, W): optionally anti-aliased at each layer's own
+    grid (:func:`antialias_map`), then upsampled bilinearly (align_corners=False) to ``size``."""
+    out = [F.interpolate((antialias_map(cam) if antialias else cam)[:, None].float(), size=tuple(size),
+                         mode="bilinear", align_corners=False)[:, 0] for cam in cams]
+    return torch.stack(out, 1)

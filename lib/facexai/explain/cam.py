@@ -3,8 +3,10 @@
 For each layer l with activation A (C, h, w) and gradient G = ds/dA of the target score s:
 M_l = ReLU(sum_c W_c * A_c), where the weighting W(A, G) is what distinguishes the methods:
 ``"elementwise"`` W = ReLU(G) (LEAM, and LayerCAM by definition), ``"gradcam"`` W_c = mean(G_c),
-``"gradcam++"`` pytorch-grad-cam's Grad-CAM++ weights. Each map is upsampled bilinearly to the
-input size and scaled to sum 1 (an all-zero map becomes uniform, with a logged warning and a
+``"gradcam++"`` pytorch-grad-cam's Grad-CAM++ weights. Each map is, with ``antialias=True``,
+low-passed at its own grid (:func:`facexai.explain.base.antialias_map`, against the stride
+lattice), upsampled bilinearly to the input size and scaled to sum 1 (an all-zero map becomes
+uniform, with a logged warning and a
 count in ``n_uniform``; NaN raises). The structure follows pytorch-grad-cam's base_cam.py.
 """
 from __future__ import annotations
@@ -14,11 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from facexai.explain.base import LayerSpec, check_images, model_device, normalise_maps, resolve_layers
+from facexai.explain.base import (
+    LayerSpec,
+    check_images,
+    model_device,
+    normalise_maps,
+    resolve_layers,
+    upsample_maps,
+)
 from facexai.explain.targets import person_target
 
 log = logging.getLogger(__name__)
@@ -60,15 +68,19 @@ class BaseCAM:
     The model is put in eval mode. Forward hooks keep each layer's output; the gradients come
     from one ``torch.autograd.grad`` of sum(scores) with respect to those outputs (equivalent
     to tensor hooks plus ``backward()``, but no parameter gradients are computed or stored).
+    ``antialias`` low-passes each layer's map at its own grid before upsampling (default off:
+    the published definitions, which pytorch-grad-cam reproduces).
     """
 
     weighting = ""  # key of WEIGHTINGS; set by each subclass
 
-    def __init__(self, model: nn.Module, layers: LayerSpec, input_size: int | Sequence[int] | None = None):
+    def __init__(self, model: nn.Module, layers: LayerSpec, input_size: int | Sequence[int] | None = None,
+                 antialias: bool = False):
         self.model = model.eval()
         self.layers = resolve_layers(model, layers)
         self.layer_names = list(self.layers)
         self.input_size = input_size
+        self.antialias = bool(antialias)
         self.n_uniform = 0  # all-zero maps replaced by uniform ones, over all calls
 
     def raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
@@ -77,9 +89,8 @@ class BaseCAM:
 
     def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         images = check_images(images, self.input_size).to(model_device(self.model))
-        maps = [F.interpolate(cam[:, None].float(), size=tuple(images.shape[-2:]), mode="bilinear",
-                              align_corners=False)[:, 0] for cam in self._raw_maps(images, target)]
-        maps, n_zero = normalise_maps(torch.stack(maps, 1), f"{type(self).__name__} map")
+        maps = upsample_maps(self._raw_maps(images, target), images.shape[-2:], self.antialias)
+        maps, n_zero = normalise_maps(maps, f"{type(self).__name__} map")
         self.n_uniform += n_zero
         return maps
 
@@ -146,10 +157,10 @@ class LEAM(BaseCAM):
     """
 
     def __init__(self, model: nn.Module, layers: LayerSpec, input_size: int | Sequence[int] | None = None,
-                 weighting: str = "elementwise"):
+                 weighting: str = "elementwise", antialias: bool = False):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; valid: {list(WEIGHTINGS)}")
-        super().__init__(model, layers, input_size)
+        super().__init__(model, layers, input_size, antialias)
         self.weighting = weighting
 
 
