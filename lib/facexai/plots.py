@@ -82,3 +82,32 @@ def map_grid(crops: list[np.ndarray], maps: np.ndarray, row_labels: list[str], c
         axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published value") -> plt.Figure:
+    """Ours vs published, one row per comparison: our estimate and 95% interval (dot and bar) beside the published
+    value or range (band), one panel per unit; rows: label, unit, estimate, lo, hi, published_lo, published_hi."""
+    units = list(dict.fromkeys(rows.unit))
+    sizes = [int((rows.unit == u).sum()) for u in units]
+    fig, axes = plt.subplots(len(units), 1, figsize=(8, 0.9 + 0.42 * sum(sizes) + 0.5 * len(units)), squeeze=False,
+                             gridspec_kw={"height_ratios": sizes})
+    for ax, unit in zip(axes[:, 0], units):
+        part = rows[rows.unit == unit].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        for yi, r in zip(y, part.itertuples()):
+            if np.isclose(r.published_lo, r.published_hi):
+                ax.plot([r.published_lo], [yi], marker="D", color="C3", ms=6, zorder=3)
+            else:
+                ax.fill_betweenx([yi - 0.3, yi + 0.3], r.published_lo, r.published_hi, color="C3", alpha=0.3, lw=0)
+        ax.errorbar(part.estimate, y, xerr=[part.estimate - part.lo, part.hi - part.estimate], fmt="o", color="C0",
+                    capsize=3, zorder=4)
+        ax.set_yticks(y, part.label, fontsize=8)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        ax.set_xlabel(unit)
+    handles = [plt.Line2D([], [], marker="o", color="C0", ls="", label="this study (95% interval)"),
+               plt.Line2D([], [], marker="D", color="C3", ls="", label="published value"),
+               plt.Rectangle((0, 0), 1, 1, color="C3", alpha=0.3, label="published range")]
+    axes[0, 0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, frameon=False, fontsize=8)
+    fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
