@@ -88,15 +88,28 @@ class BaseCAM:
         return self._raw_maps(check_images(images, self.input_size).to(model_device(self.model)), target)
 
     def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return self.weighted_maps(images, target, [self.weighting])[self.weighting]
+
+    def weighted_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor],
+                      weightings: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Maps (N, L, H, W) of several weightings (keys of WEIGHTINGS) from the same forward and backward pass."""
+        unknown = [w for w in weightings if w not in WEIGHTINGS]
+        if unknown:
+            raise ValueError(f"unknown weightings {unknown}; valid: {list(WEIGHTINGS)}")
         images = check_images(images, self.input_size).to(model_device(self.model))
-        maps = upsample_maps(self._raw_maps(images, target), images.shape[-2:], self.antialias)
-        maps, n_zero = normalise_maps(maps, f"{type(self).__name__} map")
-        self.n_uniform += n_zero
-        return maps
+        acts, grads = self._activations_and_gradients(images, target)
+        out = {}
+        for weighting in weightings:
+            maps = upsample_maps(self._weigh(acts, grads, weighting), images.shape[-2:], self.antialias)
+            out[weighting], n_zero = normalise_maps(maps, f"{type(self).__name__} map")
+            self.n_uniform += n_zero
+        return out
 
     def _raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        acts, grads = self._activations_and_gradients(images, target)
-        weigh = WEIGHTINGS[self.weighting]
+        return self._weigh(*self._activations_and_gradients(images, target), self.weighting)
+
+    def _weigh(self, acts: list[torch.Tensor], grads: list[torch.Tensor], weighting: str) -> list[torch.Tensor]:
+        weigh = WEIGHTINGS[weighting]
         maps = [(weigh(a, g) * a).sum(1).clamp_min(0) for a, g in zip(acts, grads)]
         for name, cam in zip(self.layer_names, maps):
             if not torch.isfinite(cam).all():
