@@ -8,16 +8,6 @@
 #     name: facexai
 # ---
 
-# %% tags=["parameters"]
-profile = "quick"
-data_root = ""
-pairs = ""
-models = ""
-device = "cpu"
-cache_root = ""
-seed = 0
-run_name = ""
-
 # %% [markdown]
 # # 01 · Models: the zoo, and each model's LFW verification accuracy
 #
@@ -30,12 +20,21 @@ run_name = ""
 # published figure. On full LFW (the `paper` profile) each model must be within 1 point of it; on
 # the shipped sample the pairs are few and the numbers only indicative.
 
+# %% tags=["parameters"]
+profile = "quick"
+data_root = ""
+pairs = ""
+models = ""
+device = "cpu"
+cache_root = ""
+seed = 0
+run_name = ""
+
 # %%
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import embed, metrics, plots, profiles, study
+from facexai import plots, profiles, study, verification
 from facexai.models import MODELS, load_model
 
 plots.use_style()
@@ -68,22 +67,10 @@ for name, model in zoo.items():
 # ## Verification accuracy, 10-fold
 
 # %%
-pair_paths = list(dict.fromkeys([*st.pairs.path_a, *st.pairs.path_b]))
-rows, scores = [], {}
-for name, model in zoo.items():
-    crops, keys = study.crops(cfg, pair_paths, model.spec.geometry)
-    emb = embed.cached_embed(model, crops, keys, cfg.cache_root)
-    row_of = {p: i for i, p in enumerate(pair_paths)}
-    a = emb[[row_of[p] for p in st.pairs.path_a]]
-    b = emb[[row_of[p] for p in st.pairs.path_b]]
-    scores[name] = metrics.cosine_similarity(a, b)
-    res = metrics.kfold_verification(scores[name], st.pairs.same.values, st.pairs.fold.values)
-    rows.append({"model": name, "accuracy": res.mean, "std": res.std,
-                 "published": model.spec.published_lfw,
-                 "gap (points)": 100 * (res.mean - model.spec.published_lfw),
-                 "pairs": len(st.pairs), "folds": st.pairs.fold.nunique(),
-                 "pairs source": st.summary["pairs_source"]})
-accuracy = pd.DataFrame(rows)
+scores = {name: verification.pair_scores(cfg, model, st.pairs) for name, model in zoo.items()}
+pairs_source = verification.pairs_source_label(st.summary["pairs_source"], cfg.data_root)
+accuracy = verification.accuracy_table(scores, st.pairs, {n: m.spec.published_lfw for n, m in zoo.items()},
+                                       pairs_source)
 plots.save_table(accuracy, cfg.out("01_models", "lfw_accuracy"))
 accuracy
 
@@ -103,8 +90,7 @@ plots.save_figure(fig, cfg.out("01_models", "lfw_accuracy"))
 # ## Score distributions: genuine vs impostor pairs
 
 # %%
-dist = pd.concat([pd.DataFrame({"model": n, "cosine": s, "pair": np.where(st.pairs.same, "genuine", "impostor")})
-                  for n, s in scores.items()])
+dist = verification.score_table(scores, st.pairs)
 fig, ax = plots.plt.subplots(figsize=(7, 3.2))
 plots.sns.violinplot(dist, x="model", y="cosine", hue="pair", split=True, inner="quart", ax=ax)
 ax.set_title("cosine similarity of pairs")

@@ -8,6 +8,14 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 02 · Face parsing: a region label for every pixel of every aligned crop
+#
+# The region statistics (notebook 04) need to know which facial region each pixel of a crop shows.
+# We parse every aligned crop into CelebAMask-HQ classes (MediaPipe FaceMesh polygons by default),
+# report the faces not found, show the polygons and parsed faces, and measure how much the parser
+# choice matters.
+
 # %% tags=["parameters"]
 profile = "quick"
 data_root = ""
@@ -22,9 +30,8 @@ compare_with = "dlib"  # second parser for the sensitivity table (mediapipe | dl
 n_examples = 6  # faces per geometry in the montage
 
 # %% [markdown]
-# # 02 · Face parsing: a region label for every pixel of every aligned crop
+# ## Parsers and conventions
 #
-# The region statistics (notebook 04) need to know which facial region each pixel of a crop shows.
 # The LEAM work parsed faces with a BiSeNet trained on CelebAMask-HQ; its weights (`79999_iter.pth`)
 # are not obtainable on this project's machine, so the default parser turns **MediaPipe FaceMesh
 # landmarks** (478 points) into region polygons; dlib's 68-point landmarks are the alternative, and
@@ -44,7 +51,6 @@ n_examples = 6  # faces per geometry in the montage
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.patches import Patch, Polygon
 
@@ -71,13 +77,7 @@ print(f"BiSeNet weights {bisenet_file}: " + ("present, parser 'bisenet' can be u
 # %%
 paths = st.images.path.tolist()
 parsed = {g: regions.parse_images(cfg, paths, g, parser) for g in geometries}
-failures = pd.DataFrame([{"geometry": g, "identity": st.images.identity[i], "image": Path(paths[i]).name,
-                          "reason": res.reasons.get(i, "")}
-                         for g, res in parsed.items() for i in res.failed],
-                        columns=["geometry", "identity", "image", "reason"])
-counts = pd.DataFrame([{"geometry": g, "images": len(res.ok), "parsed": int(res.ok.sum()),
-                        "not found (excluded)": len(res.failed), "notes": len(res.notes)}
-                       for g, res in parsed.items()])
+counts, failures = regions.parse_report(parsed, st.images)
 plots.save_table(counts, cfg.out("02_parsing", "parse_counts"))
 plots.save_table(failures, cfg.out("02_parsing", "parse_failures"))
 display(counts)
@@ -140,9 +140,7 @@ for g, res in parsed.items():
 # background than the others). Tidy table `area_shares.csv`: geometry, region, area_share, n_images.
 
 # %%
-area = pd.concat([res.area_shares().mean().rename("area_share").rename_axis("region").reset_index()
-                  .assign(geometry=g, n_images=int(res.ok.sum())) for g, res in parsed.items()])
-area = area[["geometry", "region", "area_share", "n_images"]]
+area = regions.area_table(parsed)
 plots.save_table(area, cfg.out("02_parsing", "area_shares"))
 area.pivot(index="region", columns="geometry", values="area_share").loc[parsing.CLASS_NAMES]
 
@@ -152,18 +150,8 @@ area.pivot(index="region", columns="geometry", values="area_share").loc[parsing.
 # parsed, the mean per-image IoU, and each parser's mean area share. Tidy table `parser_agreement.csv`.
 
 # %%
-other = compare_with or None
-if other and (other not in parsing.METHODS or other == parser):
-    raise ValueError(f"compare_with must be a landmark parser other than {parser!r}: {list(parsing.METHODS)}")
-if other:
-    rows = []
-    for g, res in parsed.items():
-        alt = regions.parse_images(cfg, paths, g, other)
-        both = res.ok & alt.ok
-        table = parsing.compare_parsers(res.labels[both], alt.labels[both], (parser, other))
-        rows.append(table.reset_index().assign(geometry=g, n_images=int(both.sum())))
-    agreement = pd.concat(rows)[["geometry", "class", "iou", "iou_image_mean", f"share_{parser}", f"share_{other}",
-                                 "n_images"]]
+if compare_with:
+    agreement = regions.parser_agreement(cfg, paths, parsed, parser, compare_with)
     plots.save_table(agreement, cfg.out("02_parsing", "parser_agreement"))
     pivot = agreement.pivot(index="class", columns="geometry", values="iou").loc[parsing.CLASS_NAMES]
     display(pivot.round(3))

@@ -8,6 +8,13 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 04 · Region statistics: where do the most relevant pixels lie?
+#
+# Which face regions hold the critical (top q%) pixels of each individual's LEAM map, per model and
+# layer; how much more than their area alone explains; whether attention is spread over several
+# facial fragments or concentrated; and how the nose share compares with the LEAM work's.
+
 # %% tags=["parameters"]
 profile = "quick"
 data_root = ""
@@ -24,7 +31,7 @@ spread_threshold = 0.10  # a face region "holds" attention when it has >= this s
 n_boot = 2000  # bootstrap resamples for the 95% CIs
 
 # %% [markdown]
-# # 04 · Region statistics: where do the most relevant pixels lie?
+# ## Method
 #
 # For each model, each hooked layer and the overall map (mean over layers), we take every
 # individual's LEAM **person map** (notebook 03's cached maps, its default settings), mark its
@@ -53,7 +60,6 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from facexai import parsing, plots, profiles, regions, saliency, study
-from facexai.explain import critical_mask
 from facexai.models import load_model
 
 plots.use_style()
@@ -73,14 +79,9 @@ for name in cfg.models:
     model = load_model(name, cfg.device, cfg.cache_root)
     ms = saliency.image_maps(cfg, model, st.images)
     labels, ok = regions.label_maps(cfg, ms.images.path.tolist(), model.spec.geometry, parser)
-    rs = regions.person_region_shares(ms, labels, ok, q, label_source)
-    results[name] = rs
+    rs = results[name] = regions.person_region_shares(ms, labels, ok, q, label_source)
     summaries.append(regions.summarize_shares(rs, cfg.seed, n_boot))
-    rows = np.flatnonzero((ms.images.identity == example).to_numpy() & ok)
-    if len(rows):
-        _, person = ms.person_maps(ms.images.path.iloc[rows].tolist())
-        crop, _ = study.crops(cfg, [ms.images.path[rows[0]]], model.spec.geometry)
-        examples[name] = (crop[0], labels[rows[0]], critical_mask(ms.overall(person[0]), q))
+    examples[name] = regions.critical_example(cfg, ms, labels, ok, example, model.spec.geometry, q)
     print(f"{name}: {len(rs.identities)} individuals ({int((~ok).sum())} images not parsed), maps {rs.maps}")
     del ms
 summary = pd.concat(summaries, ignore_index=True)
@@ -97,6 +98,7 @@ summary[summary.layer == "overall"].pivot(index="region", columns="model", value
 # parsed images, in each model's geometry.
 
 # %%
+examples = {name: ex for name, ex in examples.items() if ex is not None}  # models where the example was parsed
 fig, axes = plots.plt.subplots(1, len(examples), figsize=(3 * len(examples), 3.3), squeeze=False)
 for ax, (name, (crop, lab, crit)) in zip(axes[0], examples.items()):
     shown = (0.5 * crop + 0.5 * parsing.colorize(lab)).astype(np.uint8)
@@ -167,7 +169,7 @@ plots.save_figure(fig, cfg.out("04_region_statistics", "layer_region_shares"))
 # %% [markdown]
 # ## Beside the LEAM work: the nose
 # The work reports the nose holding 18.9-29.7% of the critical regions across its 9 models (its
-# numbers live in `facexai.published`, nowhere else; `facexai.regions.PUBLISHED` reads them from there). Its parser was a CelebAMask-HQ BiSeNet,
+# numbers live in `facexai.published`, nowhere else). Its parser was a CelebAMask-HQ BiSeNet,
 # ours are landmark polygons (the nose IoU of MediaPipe vs dlib polygons is in notebook 02), and its
 # models are not ours: read this as a comparison of orders of magnitude, not a replication test.
 # `published_comparison.csv`: model, quantity, ours, ci_lo, ci_hi, published_lo, published_hi,
@@ -190,23 +192,19 @@ published
 # top_share with their `_ci_lo` / `_ci_hi`, share_with_2plus_regions, most_common_top_region).
 
 # %%
-spread = pd.DataFrame([regions.summarize_spread(rs, spread_threshold, cfg.seed, n_boot) for rs in results.values()])
+spread = regions.summarize_spread(list(results.values()), spread_threshold, cfg.seed, n_boot)
 plots.save_table(spread, cfg.out("04_region_statistics", "spread"))
 spread
 
 # %% [markdown]
 # ### Reading
-# Written from the numbers above (regenerated with them). A model counts as **spreading** its
-# attention when the CI of the number of regions holding >= 10% lies at or above 2, as
-# **concentrated** when it lies below 2, and as mixed otherwise.
+# Written from the numbers above (regenerated with them).
 
 # %%
 lines = []
 for r in spread.itertuples():
-    verdict = ("spreads its critical pixels over several facial fragments" if r.n_regions_ci_lo >= 2 else
-               "concentrates them on one fragment" if r.n_regions_ci_hi < 2 else "is between one and several fragments")
     nose = published.set_index("model").loc[r.model]
-    lines.append(f"- **{r.model}** {verdict}: on average {r.n_regions:.1f} face regions "
+    lines.append(f"- **{r.model}**: on average {r.n_regions:.1f} face regions "
                  f"(95% CI {r.n_regions_ci_lo:.1f}-{r.n_regions_ci_hi:.1f}) hold >= {spread_threshold:.0%} of the on-face critical pixels; the largest "
                  f"(most often **{r.most_common_top_region}**) holds {r.top_share:.0%}; normalised entropy "
                  f"{r.entropy:.2f}; {r.on_face:.0%} of the critical pixels lie on the face. Nose share "

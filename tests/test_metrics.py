@@ -1,4 +1,4 @@
-"""Verification metrics against hand-checked cases."""
+"""Verification, Bhattacharyya and sample-comparison metrics against hand-checked cases."""
 import numpy as np
 import pytest
 
@@ -58,3 +58,30 @@ def test_layer_bhattacharyya_is_mean_of_pairwise_bc():
     np.testing.assert_allclose(got, want, rtol=1e-12)
     np.testing.assert_allclose(np.diag(got), 1.0)
     assert np.allclose(got, got.T) and (got < 1 + 1e-12).all()
+
+
+def test_pair_bhattacharyya_matches_the_definition() -> None:
+    rng = np.random.default_rng(0)
+    maps = rng.random((5, 3, 6, 7))
+    pairs = np.array([[0, 1], [2, 4], [3, 3], [4, 0]])
+    got = metrics.pair_bhattacharyya(maps, pairs, chunk=3)
+    p = maps / maps.sum((-2, -1), keepdims=True)
+    want = np.array([[np.sqrt(p[i, c] * p[j, c]).sum() for c in range(3)] for i, j in pairs])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got[2], 1.0)
+    disjoint = np.zeros((2, 4, 4))
+    disjoint[0, :2], disjoint[1, 2:] = 1, 1
+    assert metrics.pair_bhattacharyya(disjoint, np.array([[0, 1]]))[0] == 0.0
+    with pytest.raises(ValueError, match=r"pair indices must lie in \[0, 5\)"):
+        metrics.pair_bhattacharyya(maps, np.array([[0, 5]]))
+
+
+def test_compare_samples_hand_case() -> None:
+    """same = [3, 4] vs different = [1, 2]: U = 4 of 4, exact one-sided p = 1 / C(4, 2), d = 2 / sqrt(0.5)."""
+    out = metrics.compare_samples(np.array([3.0, 4.0]), np.array([1.0, 2.0]))
+    assert out["U"] == 4.0 and out["rank_biserial"] == 1.0
+    assert out["p_value"] == pytest.approx(1 / 6)
+    assert out["cohens_d"] == pytest.approx(2 / np.sqrt(0.5))
+    tied = metrics.compare_samples(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    assert tied["rank_biserial"] == 0.0 and tied["cohens_d"] == 0.0 and tied["U"] == 4.5
+    assert np.isnan(metrics.compare_samples(np.array([1.0]), np.array([0.0, 0.5]))["cohens_d"])

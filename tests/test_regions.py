@@ -1,26 +1,22 @@
-"""Region statistics and Bhattacharyya helpers: stated properties and hand-checked cases on synthetic maps."""
+"""Region label maps and region statistics: stated properties and hand-checked cases on synthetic maps."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from facexai import metrics, parsing, parsing_bisenet, regions
+from facexai import parsing, parsing_bisenet, regions
 from facexai.explain import critical_mask
 from facexai.models.registry import WeightsError
+from facexai.published import PUBLISHED
 from facexai.saliency import MapSet
+from toy_maps import mapset
 
 R = len(regions.REGIONS)
 NOSE = parsing.CLASS_IDS["nose"]
-
-
-def _mapset(maps: np.ndarray, identities: list[str]) -> MapSet:
-    images = pd.DataFrame({"identity": identities, "path": [f"/x/{who}_{i}.jpg" for i, who in enumerate(identities)]})
-    return MapSet("TOY", "leam", [f"l{k}" for k in range(maps.shape[1])], images, maps.astype(np.float16))
 
 
 @pytest.fixture
@@ -29,7 +25,7 @@ def toy() -> tuple[MapSet, np.ndarray]:
     rng = np.random.default_rng(1)
     maps = rng.random((6, 2, 12, 16)) ** 4
     maps /= maps.sum((-2, -1), keepdims=True)
-    return _mapset(maps, ["a"] * 3 + ["b"] * 3), rng.integers(0, R, (6, 12, 16)).astype(np.uint8)
+    return mapset(maps, ["a"] * 3 + ["b"] * 3), rng.integers(0, R, (6, 12, 16)).astype(np.uint8)
 
 
 def _count_shares(crit: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -97,7 +93,7 @@ def test_mode_source_uses_the_majority_label(toy) -> None:
 def test_uniform_map_has_enrichment_one(toy, source: str) -> None:
     """With q = 100 every pixel is critical, so each region's share is its area share."""
     ms, labels = toy
-    flat = _mapset(np.full((6, 2, 12, 16), 1 / 192), list(ms.images.identity))
+    flat = mapset(np.full((6, 2, 12, 16), 1 / 192), list(ms.images.identity))
     rs = regions.person_region_shares(flat, labels, np.ones(6, bool), 100.0, source, progress=False)
     table = regions.summarize_shares(rs, n_boot=50)
     present = table.area_share > 0
@@ -114,7 +110,7 @@ def test_map_on_the_nose_gives_nose_share_one(source: str) -> None:
     labels[:, 8:13, 9:12] = NOSE  # 15 nose pixels
     maps = np.zeros((4, 3, 20, 20))
     maps[:, :, 8:13, 9:12] = np.random.default_rng(0).random((4, 3, 5, 3)) + 0.1
-    rs = regions.person_region_shares(_mapset(maps, ["a", "a", "b", "b"]), labels, np.ones(4, bool), 3.0, source,
+    rs = regions.person_region_shares(mapset(maps, ["a", "a", "b", "b"]), labels, np.ones(4, bool), 3.0, source,
                                       progress=False)  # top 12 of 400 pixels
     np.testing.assert_allclose(rs.shares[:, :, NOSE], 1.0, atol=1e-6)
     table = regions.summarize_shares(rs, n_boot=50)
@@ -130,7 +126,7 @@ def test_unparsed_images_are_left_out(toy) -> None:
     garbage[1] = NOSE  # would change the result if it were used
     rs = regions.person_region_shares(ms, garbage, ok, 5.0, "person", progress=False)
     assert rs.identities == ["a"] and rs.n_images.tolist() == [2]
-    sub = _mapset(ms.maps[[0, 2]].astype(np.float32), ["a", "a"])
+    sub = mapset(ms.maps[[0, 2]].astype(np.float32), ["a", "a"])
     ref = regions.person_region_shares(sub, labels[[0, 2]], np.ones(2, bool), 5.0, "person", progress=False)
     np.testing.assert_allclose(rs.shares, ref.shares, atol=1e-6)
     with pytest.raises(ValueError, match="no individual has a parsed image"):
@@ -155,117 +151,92 @@ def test_spread_measures() -> None:
 
 
 def test_published_numbers_live_in_one_place() -> None:
-    assert regions.PUBLISHED["nose_share"] == (0.189, 0.297)
-    assert regions.PUBLISHED["bc_same"] == (0.32, 0.57) and regions.PUBLISHED["bc_different"] == (0.04, 0.13)
+    assert not hasattr(regions, "PUBLISHED")  # no second table: read from facexai.published
+    assert regions.published_nose_range() == (PUBLISHED["nose_share"].values["lo"], PUBLISHED["nose_share"].values["hi"])
+    assert regions.published_nose_range() == (0.189, 0.297)  # the LEAM abstract's 18.9-29.7%
     summary = pd.DataFrame({"model": ["M1", "M2", "M1"], "layer": ["overall", "overall", "l0"],
                             "region": ["nose", "nose", "nose"], "share": [0.2, 0.5, 0.25], "ci_lo": [0.1, 0.4, 0.2],
                             "ci_hi": [0.3, 0.6, 0.3]})
     table = regions.published_nose_comparison(summary)
     assert table.model.tolist() == ["M1", "M2"] and table.within_published_range.tolist() == [True, False]
+    assert tuple(table.columns) == regions.NOSE_COMPARISON_COLUMNS
 
 
-# ---------------------------------------------------------------- Bhattacharyya
-
-def test_sample_pairs_counts_match_and_are_reproducible() -> None:
-    ids = ["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"]
-    same, diff = regions.sample_pairs(ids, seed=3)
-    assert len(same) == 6 + 3 + 1 == len(diff)
-    ids = np.array(ids)
-    assert (ids[same[:, 0]] == ids[same[:, 1]]).all() and (same[:, 0] < same[:, 1]).all()
-    assert (ids[diff[:, 0]] != ids[diff[:, 1]]).all() and (diff[:, 0] < diff[:, 1]).all()
-    assert len({tuple(p) for p in diff}) == len(diff)
-    again = regions.sample_pairs(list(ids), seed=3)
-    np.testing.assert_array_equal(again[0], same)
-    np.testing.assert_array_equal(again[1], diff)
-    other = regions.sample_pairs(list(ids), seed=4)[1]
-    assert {tuple(p) for p in other} != {tuple(p) for p in diff}
-    capped, capped_diff = regions.sample_pairs(list(ids), seed=3, max_same_per_person=2)
-    assert len(capped) == 2 + 2 + 1 == len(capped_diff)
-    with pytest.raises(ValueError, match="different-person pairs"):
-        regions.sample_pairs(["a", "a", "a", "a", "b"], seed=0)  # 6 same, 4 different exist
+def test_spread_table_has_its_schema_and_hand_values() -> None:
+    """Two individuals with all on-face pixels on the nose (1 region) and on nose + an eye (2 regions)."""
+    one, two = np.zeros(R), np.zeros(R)
+    one[NOSE] = 1.0
+    two[NOSE], two[parsing.CLASS_IDS["left_eye"]] = 0.6, 0.4
+    shares = np.stack([one, two])[:, None, :]  # (P, maps = [overall], R)
+    rs = regions.RegionShares("M", ["a", "b"], [regions.OVERALL], shares, np.full((2, R), 1 / R), np.array([3, 3]),
+                              "person", 1.0)
+    table = regions.summarize_spread([rs, rs], threshold=0.1, n_boot=50)
+    assert tuple(table.columns) == regions.SPREAD_COLUMNS and len(table) == 2
+    row = table.iloc[0]
+    assert row.n_regions == 1.5 and row.share_with_2plus_regions == 0.5 and row.most_common_top_region == "nose"
+    assert row.top_share == pytest.approx(0.8) and row.n_individuals == 2
+    assert set(regions.SPREAD_NUMERIC) <= set(table.columns) and "most_common_top_region" not in regions.SPREAD_NUMERIC
 
 
-def test_pair_bhattacharyya_matches_the_definition() -> None:
-    rng = np.random.default_rng(0)
-    maps = rng.random((5, 3, 6, 7))
-    pairs = np.array([[0, 1], [2, 4], [3, 3], [4, 0]])
-    got = metrics.pair_bhattacharyya(maps, pairs, chunk=3)
-    p = maps / maps.sum((-2, -1), keepdims=True)
-    want = np.array([[np.sqrt(p[i, c] * p[j, c]).sum() for c in range(3)] for i, j in pairs])
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-    np.testing.assert_allclose(got[2], 1.0)
-    disjoint = np.zeros((2, 4, 4))
-    disjoint[0, :2], disjoint[1, 2:] = 1, 1
-    assert metrics.pair_bhattacharyya(disjoint, np.array([[0, 1]]))[0] == 0.0
-    with pytest.raises(ValueError, match=r"pair indices must lie in \[0, 5\)"):
-        metrics.pair_bhattacharyya(maps, np.array([[0, 5]]))
+def test_summarize_shares_columns_are_its_schema(toy) -> None:
+    ms, labels = toy
+    rs = regions.person_region_shares(ms, labels, np.ones(6, bool), 5.0, "person", progress=False)
+    table = regions.summarize_shares(rs, n_boot=20)
+    assert tuple(table.columns) == regions.REGION_SHARES_COLUMNS
+    assert len(table) == len(rs.maps) * R and set(table.layer) == {"l0", "l1", regions.OVERALL}
 
 
-def test_compare_samples_hand_case() -> None:
-    """same = [3, 4] vs different = [1, 2]: U = 4 of 4, exact one-sided p = 1 / C(4, 2), d = 2 / sqrt(0.5)."""
-    out = metrics.compare_samples(np.array([3.0, 4.0]), np.array([1.0, 2.0]))
-    assert out["U"] == 4.0 and out["rank_biserial"] == 1.0
-    assert out["p_value"] == pytest.approx(1 / 6)
-    assert out["cohens_d"] == pytest.approx(2 / np.sqrt(0.5))
-    tied = metrics.compare_samples(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
-    assert tied["rank_biserial"] == 0.0 and tied["cohens_d"] == 0.0 and tied["U"] == 4.5
-    assert np.isnan(metrics.compare_samples(np.array([1.0]), np.array([0.0, 0.5]))["cohens_d"])
+def test_critical_example_uses_only_the_persons_parsed_rows(toy, monkeypatch: pytest.MonkeyPatch) -> None:
+    ms, labels = toy
+    ok = np.array([False, True, True, True, True, True])  # a's first image not parsed
+    seen = {}
+
+    def crops(cfg, paths, geometry):
+        seen["paths"] = list(paths)
+        return np.zeros((len(paths), 12, 16, 3), np.uint8), list(paths)
+
+    monkeypatch.setattr(regions.study, "crops", crops)
+    crop, lab, crit = regions.critical_example(None, ms, labels, ok, "a", "arcface112", 5.0)
+    assert seen["paths"] == [ms.images.path[1]] and crop.shape == (12, 16, 3)
+    np.testing.assert_array_equal(lab, labels[1])
+    person = ms.maps[[1, 2]].astype(np.float32).mean(0)  # a's parsed images only
+    person /= person.sum((-2, -1), keepdims=True)
+    np.testing.assert_array_equal(crit, critical_mask(person.mean(0), 5.0))
+    assert regions.critical_example(None, ms, labels, np.zeros(6, bool), "a", "arcface112") is None
+    with pytest.raises(ValueError, match="do not match the maps"):
+        regions.critical_example(None, ms, labels[:5], ok[:5], "a", "arcface112")
 
 
-def test_summarize_bc_tables() -> None:
-    same = np.array([[0.5, 0.6], [0.7, 0.8]])
-    diff = np.array([[0.1, 0.2], [0.3, 0.4]])
-    means, tests = regions.summarize_bc("M", ["l0", "overall"], same, diff, n_boot=100)
-    assert list(means.columns) == ["model", "layer", "group", "mean", "ci_lo", "ci_hi", "n"]
-    assert list(tests.columns) == ["model", "layer", "U", "p_value", "rank_biserial", "cohens_d"]
-    row = means.set_index(["layer", "group"]).loc[("overall", "same")]
-    assert row["mean"] == pytest.approx(0.7) and row.n == 2 and row.ci_lo <= 0.7 <= row.ci_hi
-    assert (tests.rank_biserial == 1.0).all()
-    published = regions.published_bc_comparison(means)
-    assert published.set_index("group").loc["same", "ours"] == pytest.approx(0.7)
-    assert published.set_index("group").loc["different", "published_hi"] == regions.PUBLISHED["bc_different"][1]
+def _parsed(ok: list[bool], labels: np.ndarray) -> parsing.ParseResult:
+    ok = np.array(ok)
+    return parsing.ParseResult(labels, np.zeros((len(ok), 0, 2), np.float32), ok, "mediapipe",
+                               reasons={int(i): "no face" for i in np.flatnonzero(~ok)})
 
 
-def test_cross_model_bc_of_identical_models() -> None:
-    rng = np.random.default_rng(0)
-    maps = rng.random((3, 8, 8))
-    table = regions.cross_model_bc({"A": maps, "B": maps.copy()}, n_boot=50)
-    same = table[table.group == "same person"]
-    np.testing.assert_allclose(same["mean"], 1.0)
-    diff = table[table.group == "different people"]
-    assert (diff.n == 6).all() and (diff["mean"] < 1).all()
-    assert diff["mean"].nunique() == 1  # A-B equals A-A when the maps are equal
-    with pytest.raises(ValueError, match="warp them to one geometry"):
-        regions.cross_model_bc({"A": maps, "C": rng.random((3, 9, 9))})
-
-
-def test_common_person_maps_follow_each_images_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Identity matrices leave the overall person map as is; a 2-pixel shift moves it by 2 pixels."""
-    rng = np.random.default_rng(0)
-    maps = np.zeros((4, 2, 112, 112))
-    maps[..., 40:60, 30:50] = rng.random((4, 2, 20, 20)) + 0.1
-    ms = _mapset(maps / maps.sum((-2, -1), keepdims=True), ["a", "a", "b", "b"])
-    eye = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (4, 1, 1))
-    shift = eye.copy()
-    shift[:, 0, 2] = 2.0
-    fake = SimpleNamespace(matrices={"arcface112": eye, "dlib150": shift},
-                           index=lambda paths: np.arange(len(list(paths))))
-    monkeypatch.setattr(regions.align, "align_paths", lambda *a, **k: fake)
-    cfg = SimpleNamespace(cache_root=None, device="cpu")
-    ids, same = regions.common_person_maps(cfg, ms, "arcface112", "arcface112")
-    _, person = ms.person_maps()
-    want = ms.overall(person)
-    assert ids == ["a", "b"]
-    np.testing.assert_allclose(same, want / want.sum((-2, -1), keepdims=True), atol=1e-5)
-    _, moved = regions.common_person_maps(cfg, ms, "arcface112", "dlib150")
-    assert moved.shape == (2, 150, 150)
-    np.testing.assert_allclose(moved[:, :112, 2:114][:, :, :110], same[:, :, :110], atol=1e-5)
+def test_parse_report_and_area_table() -> None:
+    labels = np.zeros((3, 4, 4), np.uint8)
+    labels[:, :2] = NOSE  # half of every parsed image is nose
+    images = pd.DataFrame({"identity": ["a", "a", "b"], "path": ["/d/a/a_1.jpg", "/d/a/a_2.jpg", "/d/b/b_1.jpg"]})
+    parsed = {"g1": _parsed([True, False, True], labels), "g2": _parsed([True, True, True], labels)}
+    counts, failures = regions.parse_report(parsed, images)
+    assert tuple(counts.columns) == regions.PARSE_COUNTS_COLUMNS
+    assert counts.parsed.tolist() == [2, 3] and counts["not found (excluded)"].tolist() == [1, 0]
+    assert tuple(failures.columns) == regions.PARSE_FAILURES_COLUMNS
+    assert failures.values.tolist() == [["g1", "a", "a_2.jpg", "no face"]]
+    area = regions.area_table(parsed)
+    assert tuple(area.columns) == regions.AREA_SHARES_COLUMNS
+    nose = area[area.region == "nose"].set_index("geometry")
+    np.testing.assert_allclose(nose.area_share, 0.5)
+    assert nose.n_images.tolist() == [2, 3]
+    with pytest.raises(ValueError, match="2 label maps for 3 images"):
+        regions.parse_report({"g": _parsed([True, True], labels[:2])}, images)
 
 
 # ---------------------------------------------------------------- parsing glue
 
 def test_polygon_table_lists_every_region() -> None:
     table = regions.polygon_table()
+    assert tuple(table.columns) == regions.POLYGON_COLUMNS
     assert len(table) == sum(len(t) for t in parsing.REGIONS.values())
     row = table[(table.parser == "mediapipe") & (table.region == "nose")].iloc[0]
     assert row.filled_as == "convex hull"

@@ -1,47 +1,34 @@
-"""Where the relevant pixels lie: region label maps of the study's crops, the share of a map's top q%
-pixels per face region, and the image pairs and geometry warps behind Bhattacharyya comparisons.
+"""Where the relevant pixels lie: region label maps of the study's crops (notebook 02) and the share of
+a map's top q% pixels per face region (notebook 04).
 
-Notebooks 02 (parsing), 04 (region statistics) and 05 (Bhattacharyya) tell the story; the numbers
-they are compared with, reported by the LEAM work, are typed once, in :mod:`facexai.published`.
-Regions are :data:`facexai.parsing.CLASS_NAMES` (sides are the subject's own, see facexai.parsing).
+The numbers they are compared with, reported by the LEAM work, are typed once, in
+:mod:`facexai.published`. Regions are :data:`facexai.parsing.CLASS_NAMES` (sides are the subject's
+own, see facexai.parsing). The tables the notebooks write have the ``*_COLUMNS`` constants beside
+each producer (shares are fractions, never percent); the claims ledger reads them.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from facexai import align, metrics, parsing, study
+from facexai import metrics, parsing, published, study
 from facexai.cache import cache_dir, file_sha256, key, load_npz, save_npz
 from facexai.explain import critical_mask
-from facexai.occlusion import warp_mask_to
 from facexai.profiles import Config
-from facexai.published import PUBLISHED as _PUB
-from facexai.published import WORKS
 from facexai.saliency import MapSet
 
 log = logging.getLogger(__name__)
 
-#: Numbers REPORTED BY THE LEAM WORK (Layer Embedding Activation Mapping for face recognition, as
-#: summarised in this study's issue 4), typed here and nowhere else. Not results of this study.
-#: The LEAM work's numbers these notebooks compare with, read from :mod:`facexai.published`.
-PUBLISHED: dict[str, object] = {
-    "source": WORKS["LEAM"],
-    "n_models": 9,
-    "nose_share": (_PUB["nose_share"].values["lo"], _PUB["nose_share"].values["hi"]),
-    "bc_same": (_PUB["bc_same_vs_different"].values["same_lo"], _PUB["bc_same_vs_different"].values["same_hi"]),
-    "bc_different": (_PUB["bc_same_vs_different"].values["diff_lo"], _PUB["bc_same_vs_different"].values["diff_hi"]),
-}
-
 REGIONS: list[str] = list(parsing.CLASS_NAMES)
 OTHER = parsing.CLASS_IDS["other"]
 PARSERS = (*parsing.METHODS, "bisenet")
+OVERALL = "overall"  # the name of the overall map (mean over layers), after a MapSet's layer names
 #: How a PERSON map's critical pixels are assigned to regions (see :func:`person_region_shares`).
 LABEL_SOURCES: dict[str, str] = {
     "person": "the person map's top q% pixels against each of the person's parsed images' label maps, "
@@ -89,13 +76,69 @@ def label_maps(cfg: Config, paths: Sequence[str], geometry: str, parser: str = "
     return result.labels, result.ok
 
 
+#: polygon_definitions.csv (:func:`polygon_table`).
+POLYGON_COLUMNS = ("parser", "region", "paint_order", "filled_as", "n_points", "landmark_indices")
+
+
 def polygon_table() -> pd.DataFrame:
     """The landmark polygons of every landmark parser: one row per (parser, region), in paint order."""
-    rows = [{"parser": method, "region": name, "paint_order": parsing.PAINT_ORDER.index(name) + 1,
-             "filled_as": "convex hull" if region.hull else "polygon", "n_points": len(region.indices),
-             "landmark_indices": " ".join(map(str, region.indices))}
+    rows = [(method, name, parsing.PAINT_ORDER.index(name) + 1, "convex hull" if region.hull else "polygon",
+             len(region.indices), " ".join(map(str, region.indices)))
             for method, table in parsing.REGIONS.items() for name, region in table.items()]
-    return pd.DataFrame(rows).sort_values(["parser", "paint_order"], kind="stable").reset_index(drop=True)
+    return (pd.DataFrame(rows, columns=list(POLYGON_COLUMNS)).sort_values(["parser", "paint_order"], kind="stable")
+            .reset_index(drop=True))
+
+
+#: parse_counts.csv and parse_failures.csv (:func:`parse_report`): per geometry, images parsed and not
+#: found; one row per image whose face the parser did not find, with the reason.
+PARSE_COUNTS_COLUMNS = ("geometry", "images", "parsed", "not found (excluded)", "notes")
+PARSE_FAILURES_COLUMNS = ("geometry", "identity", "image", "reason")
+
+
+def parse_report(parsed: Mapping[str, parsing.ParseResult], images: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(counts, failures) of label maps per geometry, row-aligned with ``images`` [identity, path]."""
+    for geometry, res in parsed.items():
+        if len(res.ok) != len(images):
+            raise ValueError(f"{geometry}: {len(res.ok)} label maps for {len(images)} images")
+    counts = pd.DataFrame([(g, len(res.ok), int(res.ok.sum()), len(res.failed), len(res.notes))
+                           for g, res in parsed.items()], columns=list(PARSE_COUNTS_COLUMNS))
+    failures = pd.DataFrame([(g, images.identity.iloc[i], Path(images.path.iloc[i]).name, res.reasons.get(i, ""))
+                             for g, res in parsed.items() for i in res.failed], columns=list(PARSE_FAILURES_COLUMNS))
+    return counts, failures
+
+
+#: area_shares.csv (:func:`area_table`): each region's share of the image area (a fraction, mean over
+#: the parsed images), per geometry.
+AREA_SHARES_COLUMNS = ("geometry", "region", "area_share", "n_images")
+AREA_SHARES_NUMERIC = ("area_share", "n_images")
+
+
+def area_table(parsed: Mapping[str, parsing.ParseResult]) -> pd.DataFrame:
+    """Per geometry and region, the mean share of the image area over the parsed images."""
+    return pd.concat([res.area_shares().mean().rename("area_share").rename_axis("region").reset_index()
+                      .assign(geometry=g, n_images=int(res.ok.sum())) for g, res in parsed.items()]
+                     )[list(AREA_SHARES_COLUMNS)]
+
+
+def parser_agreement_columns(parser: str, other: str) -> tuple[str, ...]:
+    """parser_agreement.csv (:func:`parser_agreement`): per geometry and class, pooled and mean per-image
+    IoU of two parsers' label maps, each parser's mean area share, and the images both parsed."""
+    return ("geometry", "class", "iou", "iou_image_mean", f"share_{parser}", f"share_{other}", "n_images")
+
+
+def parser_agreement(cfg: Config, paths: Sequence[str], parsed: Mapping[str, parsing.ParseResult], parser: str,
+                     other: str) -> pd.DataFrame:
+    """Agreement of ``parser`` (its label maps ``parsed`` per geometry) with ``other`` on the images both parsed."""
+    if other not in parsing.METHODS or other == parser:
+        raise ValueError(f"compare with a landmark parser other than {parser!r}: {list(parsing.METHODS)}")
+    rows = []
+    for g, res in parsed.items():
+        alt = parse_images(cfg, paths, g, other)
+        both = res.ok & alt.ok
+        table = parsing.compare_parsers(res.labels[both], alt.labels[both], (parser, other))
+        rows.append(table.reset_index().assign(geometry=g, n_images=int(both.sum())))
+    return pd.concat(rows)[list(parser_agreement_columns(parser, other))]
 
 
 # ---------------------------------------------------------------- region shares of critical pixels
@@ -135,13 +178,32 @@ def _with_overall(ms: MapSet, maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps, ms.overall(maps)[..., None, :, :]], axis=-3)
 
 
+def check_rows(ms: MapSet, labels: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` (N, H, W) / ``ok`` (N,) as arrays, or a ValueError unless they are row-aligned with ``ms.maps``."""
+    labels, ok = np.asarray(labels), np.asarray(ok, bool)
+    if labels.shape != (len(ms.maps), *ms.maps.shape[-2:]) or ok.shape != (len(ms.maps),):
+        raise ValueError(f"labels {labels.shape} / ok {ok.shape} do not match the maps {ms.maps.shape}")
+    return labels, ok
+
+
+def parsed_rows(ms: MapSet, ok: np.ndarray, who: str) -> np.ndarray:
+    """Rows of ``ms.images`` (and of its label maps) that show ``who`` and were parsed (``ok``)."""
+    return np.flatnonzero((ms.images.identity.to_numpy() == who) & np.asarray(ok, bool))
+
+
+def parsed_person_maps(ms: MapSet, rows: np.ndarray) -> np.ndarray:
+    """The person map [layer, H, W] of one individual's ``rows``: the mean of those images' maps only."""
+    _, person = ms.person_maps(ms.images.path.iloc[rows].tolist())
+    return person[0]
+
+
 @dataclass
 class RegionShares:
     """Per individual, the share of each map's critical pixels per region, and the regions' area shares."""
 
     model: str
     identities: list[str]
-    maps: list[str]  # the MapSet's layers, then "overall"
+    maps: list[str]  # the MapSet's layers, then OVERALL
     shares: np.ndarray  # (P, M, R), sums to 1 over R
     area: np.ndarray  # (P, R) each region's share of the image area under the same label source
     n_images: np.ndarray  # (P,) parsed images behind each individual
@@ -159,13 +221,11 @@ def person_region_shares(ms: MapSet, labels: np.ndarray, ok: np.ndarray, q: floa
     """
     if source not in LABEL_SOURCES:
         raise ValueError(f"unknown label source {source!r}; valid: {list(LABEL_SOURCES)}")
-    labels, ok = np.asarray(labels), np.asarray(ok, bool)
-    if labels.shape != (len(ms.maps), *ms.maps.shape[-2:]) or ok.shape != (len(ms.maps),):
-        raise ValueError(f"labels {labels.shape} / ok {ok.shape} do not match the maps {ms.maps.shape}")
+    labels, ok = check_rows(ms, labels, ok)
     identity = ms.images.identity.to_numpy()
     kept, shares, areas, counts = [], [], [], []
     for who in tqdm(sorted(set(identity)), desc=f"region shares {ms.model}", unit="person", disable=not progress):
-        rows = np.flatnonzero((identity == who) & ok)
+        rows = parsed_rows(ms, ok, who)
         if not len(rows):
             continue
         probs = one_hot(labels[rows])  # (n, H, W, R)
@@ -174,11 +234,11 @@ def person_region_shares(ms: MapSet, labels: np.ndarray, ok: np.ndarray, q: floa
             share = region_shares(crit, probs[:, None]).mean(0)
             area = probs.mean((0, 1, 2))
         else:
-            _, person = ms.person_maps(ms.images.path.iloc[rows].tolist())
+            person = parsed_person_maps(ms, rows)
             freq = probs.mean(0)
             if source == "person_mode":
                 freq = one_hot(freq.argmax(-1))
-            share = region_shares(critical_mask(_with_overall(ms, person[0]), q), freq)
+            share = region_shares(critical_mask(_with_overall(ms, person), q), freq)
             area = freq.mean((0, 1))
         kept.append(who)
         shares.append(share)
@@ -189,24 +249,42 @@ def person_region_shares(ms: MapSet, labels: np.ndarray, ok: np.ndarray, q: floa
         log.warning("%s: %d individuals have no parsed image and are left out", ms.model, dropped)
     if not kept:
         raise ValueError(f"{ms.model}: no individual has a parsed image")
-    return RegionShares(ms.model, kept, [*ms.layers, "overall"], np.stack(shares), np.stack(areas),
+    return RegionShares(ms.model, kept, [*ms.layers, OVERALL], np.stack(shares), np.stack(areas),
                         np.array(counts), source, q)
 
 
+def critical_example(cfg: Config, ms: MapSet, labels: np.ndarray, ok: np.ndarray, who: str, geometry: str,
+                     q: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What one individual's critical region looks like: (crop of the first parsed image, its label map,
+    the top ``q``% pixels of the overall person map of the parsed images); None when none was parsed."""
+    labels, ok = check_rows(ms, labels, ok)
+    rows = parsed_rows(ms, ok, who)
+    if not len(rows):
+        return None
+    crop, _ = study.crops(cfg, [ms.images.path.iloc[rows[0]]], geometry)
+    return crop[0], labels[rows[0]], critical_mask(ms.overall(parsed_person_maps(ms, rows)), q)
+
+
+#: region_shares.csv (:func:`summarize_shares`): one row per model, map (a layer or OVERALL) and region;
+#: share of the critical pixels (a fraction, mean over individuals) with its bootstrap 95% CI, the
+#: region's area share, enrichment = share / area share, n_individuals.
+REGION_SHARES_COLUMNS = ("model", "layer", "region", "share", "ci_lo", "ci_hi", "area_share", "enrichment",
+                         "n_individuals")
+REGION_SHARES_NUMERIC = ("share", "ci_lo", "ci_hi", "area_share", "enrichment", "n_individuals")
+
+
 def summarize_shares(rs: RegionShares, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """Tidy table: model, layer, region, share (mean over individuals), bootstrap 95% CI, area share,
-    enrichment (= mean share / mean area share; NaN for a region with no area), n_individuals."""
+    """Tidy table (:data:`REGION_SHARES_COLUMNS`): share = mean over individuals, enrichment = mean share /
+    mean area share (NaN for a region with no area)."""
     area = rs.area.mean(0)
     rows = []
     for m, layer in enumerate(rs.maps):
         for r, region in enumerate(REGIONS):
             values = rs.shares[:, m, r]
             lo, hi = metrics.bootstrap_ci(values, n=n_boot, seed=seed)
-            rows.append({"model": rs.model, "layer": layer, "region": region, "share": float(values.mean()),
-                         "ci_lo": lo, "ci_hi": hi, "area_share": float(area[r]),
-                         "enrichment": float(values.mean() / area[r]) if area[r] > 0 else np.nan,
-                         "n_individuals": len(values)})
-    return pd.DataFrame(rows)
+            rows.append((rs.model, layer, region, float(values.mean()), lo, hi, float(area[r]),
+                         float(values.mean() / area[r]) if area[r] > 0 else np.nan, len(values)))
+    return pd.DataFrame(rows, columns=list(REGION_SHARES_COLUMNS))
 
 
 def spread(shares: np.ndarray, threshold: float = 0.10) -> pd.DataFrame:
@@ -232,121 +310,51 @@ def spread(shares: np.ndarray, threshold: float = 0.10) -> pd.DataFrame:
                          "top_share": np.where(seen, dist.max(1), np.nan)})
 
 
-def summarize_spread(rs: RegionShares, threshold: float = 0.10, seed: int = 0, n_boot: int = 2000) -> dict:
-    """One model's spread of the OVERALL map: means over individuals (with 95% CIs) of :func:`spread`."""
-    per = spread(rs.shares[:, rs.maps.index("overall")], threshold).dropna()
-    row = {"model": rs.model, "n_individuals": len(per), "threshold": threshold,
-           "on_face": float(per.on_face.mean())}
-    for col in ("n_regions", "entropy", "top_share"):
-        lo, hi = metrics.bootstrap_ci(per[col].to_numpy(), n=n_boot, seed=seed)
-        row.update({col: float(per[col].mean()), f"{col}_ci_lo": lo, f"{col}_ci_hi": hi})
-    row["share_with_2plus_regions"] = float((per.n_regions >= 2).mean())
-    row["most_common_top_region"] = per.top_region.mode().iloc[0]
-    return row
+_SPREAD_MEASURES = ("n_regions", "entropy", "top_share")  # the per-individual measures averaged with a CI
+#: spread.csv (:func:`summarize_spread`): one row per model, the overall map's spread over the face
+#: regions: means over individuals (fractions, counts) with bootstrap 95% CIs.
+SPREAD_COLUMNS = ("model", "n_individuals", "threshold", "on_face",
+                  *(f"{m}{end}" for m in _SPREAD_MEASURES for end in ("", "_ci_lo", "_ci_hi")),
+                  "share_with_2plus_regions", "most_common_top_region")
+SPREAD_NUMERIC = SPREAD_COLUMNS[1:-1]
+
+
+def summarize_spread(results: Sequence[RegionShares], threshold: float = 0.10, seed: int = 0,
+                     n_boot: int = 2000) -> pd.DataFrame:
+    """Per model, the spread of the OVERALL map (:data:`SPREAD_COLUMNS`): means over individuals of
+    :func:`spread`, with 95% CIs."""
+    rows = []
+    for rs in results:
+        per = spread(rs.shares[:, rs.maps.index(OVERALL)], threshold).dropna()
+        row = {"model": rs.model, "n_individuals": len(per), "threshold": threshold,
+               "on_face": float(per.on_face.mean())}
+        for col in _SPREAD_MEASURES:
+            lo, hi = metrics.bootstrap_ci(per[col].to_numpy(), n=n_boot, seed=seed)
+            row.update({col: float(per[col].mean()), f"{col}_ci_lo": lo, f"{col}_ci_hi": hi})
+        row["share_with_2plus_regions"] = float((per.n_regions >= 2).mean())
+        row["most_common_top_region"] = per.top_region.mode().iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SPREAD_COLUMNS))
+
+
+#: published_comparison.csv (:func:`published_nose_comparison`): our nose share beside the LEAM work's range.
+NOSE_COMPARISON_COLUMNS = ("model", "quantity", "ours", "ci_lo", "ci_hi", "published_lo", "published_hi",
+                           "within_published_range")
+NOSE_COMPARISON_NUMERIC = ("ours", "ci_lo", "ci_hi", "published_lo", "published_hi")
+
+
+def published_nose_range() -> tuple[float, float]:
+    """The LEAM work's range of the nose share of the critical pixels, read from :mod:`facexai.published`."""
+    values = published.PUBLISHED["nose_share"].values
+    return values["lo"], values["hi"]
 
 
 def published_nose_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     """Our nose share of the overall map's critical pixels per model beside the LEAM work's range."""
-    lo, hi = PUBLISHED["nose_share"]
-    ours = summary[(summary.layer == "overall") & (summary.region == "nose")]
+    lo, hi = published_nose_range()
+    ours = summary[(summary.layer == OVERALL) & (summary.region == "nose")]
     return pd.DataFrame({"model": ours.model.to_numpy(), "quantity": "nose share of critical pixels (overall map)",
                          "ours": ours.share.to_numpy(), "ci_lo": ours.ci_lo.to_numpy(), "ci_hi": ours.ci_hi.to_numpy(),
                          "published_lo": lo, "published_hi": hi,
-                         "within_published_range": ours.share.between(lo, hi).to_numpy()})
-
-
-# ---------------------------------------------------------------- Bhattacharyya: pairs and common geometry
-
-def sample_pairs(identities: Sequence[str], seed: int = 0, max_same_per_person: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (n, 2) of images of one individual and as many pairs of two individuals.
-
-    Same: every pair of two different images of a person (at most ``max_same_per_person`` per person,
-    drawn from ``seed``). Different: distinct image pairs drawn uniformly among all pairs whose
-    identities differ, from the same generator, until the counts match.
-    """
-    identities = np.asarray(identities)
-    rng = np.random.default_rng(seed)
-    same = []
-    for who in sorted(set(identities.tolist())):
-        combos = list(combinations(np.flatnonzero(identities == who).tolist(), 2))
-        if max_same_per_person is not None and len(combos) > max_same_per_person:
-            combos = [combos[i] for i in sorted(rng.choice(len(combos), max_same_per_person, replace=False))]
-        same.extend(combos)
-    n = len(same)
-    _, sizes = np.unique(identities, return_counts=True)
-    available = len(identities) * (len(identities) - 1) // 2 - int((sizes * (sizes - 1) // 2).sum())
-    if n > available:
-        raise ValueError(f"{n} same-person pairs but only {available} different-person pairs exist")
-    chosen: dict[tuple[int, int], None] = {}
-    while len(chosen) < n:
-        a, b = rng.integers(0, len(identities), (2, 2 * (n - len(chosen)) + 8))
-        for i, j in zip(a.tolist(), b.tolist()):
-            if identities[i] != identities[j] and len(chosen) < n:
-                chosen.setdefault((min(i, j), max(i, j)), None)
-    return np.array(same, dtype=np.int64).reshape(-1, 2), np.array(list(chosen), dtype=np.int64).reshape(-1, 2)
-
-
-def common_person_maps(cfg: Config, ms: MapSet, geometry: str, target: str) -> tuple[list[str], np.ndarray]:
-    """Each individual's overall map in the ``target`` geometry: every image's overall map (made in the
-    model's ``geometry``) is carried through that image's own alignment matrices, normalised to sum 1,
-    and the person map is the mean over the person's images (normalised)."""
-    paths = ms.images.path.tolist()
-    aligned = align.align_paths(paths, sorted({geometry, target}), cfg.cache_root, device=cfg.device)
-    idx = aligned.index(paths)
-    overall = ms.overall(ms.maps).astype(np.float32)  # float16 mean (float32 inside) avoids a full copy
-    warped = warp_mask_to(overall, aligned.matrices[geometry][idx], aligned.matrices[target][idx],
-                          align.GEOMETRIES[target].size)
-    warped /= warped.sum(axis=(-2, -1), keepdims=True)
-    identities = sorted(ms.images.identity.unique())
-    person = np.stack([warped[(ms.images.identity == who).to_numpy()].mean(0) for who in identities])
-    return identities, person / person.sum(axis=(-2, -1), keepdims=True)
-
-
-def cross_model_bc(person_maps: dict[str, np.ndarray], seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """BC of two models' person maps (one geometry, same individuals in the same order), every model pair.
-
-    Tidy rows model_a, model_b, group ("same person": P pairs; "different people": all P(P-1) pairs
-    of distinct individuals), mean, bootstrap 95% CI, n. For model_a == model_b the "same person" row is
-    1 by construction and "different people" is the within-model baseline.
-    """
-    rows = []
-    for a, pa in person_maps.items():
-        for b, pb in person_maps.items():
-            if pa.shape != pb.shape:
-                raise ValueError(f"person maps of {a} {pa.shape} and {b} {pb.shape} differ: warp them to one geometry")
-            bc = metrics.pairwise_bhattacharyya(pa, pb)
-            groups = {"same person": np.diag(bc), "different people": bc[~np.eye(len(bc), dtype=bool)]}
-            for group, values in groups.items():
-                lo, hi = metrics.bootstrap_ci(values, n=n_boot, seed=seed)
-                rows.append({"model_a": a, "model_b": b, "group": group, "mean": float(values.mean()),
-                             "ci_lo": lo, "ci_hi": hi, "n": len(values)})
-    return pd.DataFrame(rows)
-
-
-def summarize_bc(model: str, maps: Sequence[str], same: np.ndarray, different: np.ndarray, seed: int = 0,
-                 n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """BC of same-person (n, M) and different-people (n', M) pairs per map (layers, overall): tidy means
-    with bootstrap 95% CIs (model, layer, group, mean, ci_lo, ci_hi, n), and per map the one-sided
-    Mann-Whitney test same > different with effect sizes (model, layer, U, p_value, rank_biserial, cohens_d)."""
-    same, different = np.asarray(same).reshape(len(same), -1), np.asarray(different).reshape(len(different), -1)
-    if same.shape[1] != len(maps) or different.shape[1] != len(maps):
-        raise ValueError(f"{len(maps)} maps but BC arrays of {same.shape} and {different.shape}")
-    means, tests = [], []
-    for m, layer in enumerate(maps):
-        for group, values in (("same", same[:, m]), ("different", different[:, m])):
-            lo, hi = metrics.bootstrap_ci(values, n=n_boot, seed=seed)
-            means.append({"model": model, "layer": layer, "group": group, "mean": float(values.mean()),
-                          "ci_lo": lo, "ci_hi": hi, "n": len(values)})
-        tests.append({"model": model, "layer": layer, **metrics.compare_samples(same[:, m], different[:, m])})
-    return pd.DataFrame(means), pd.DataFrame(tests)
-
-
-def published_bc_comparison(means: pd.DataFrame) -> pd.DataFrame:
-    """Our overall-map BC, same person and different people, per model beside the LEAM work's ranges."""
-    rows = []
-    for (model, group), row in means[means.layer == "overall"].set_index(["model", "group"]).iterrows():
-        lo, hi = PUBLISHED[f"bc_{group}"]
-        rows.append({"model": model, "group": group, "ours": row["mean"], "ci_lo": row.ci_lo, "ci_hi": row.ci_hi,
-                     "published_lo": lo, "published_hi": hi, "within_published_range": lo <= row["mean"] <= hi})
-    return pd.DataFrame(rows)
+                         "within_published_range": ours.share.between(lo, hi).to_numpy()},
+                        columns=list(NOSE_COMPARISON_COLUMNS))
