@@ -455,11 +455,10 @@ def test_ledger_refuses_a_table_from_another_run(tmp_path):
 def test_sanity_column(tmp_path):
     fake_run(tmp_path)
     assert (claims.build_ledger(tmp_path, SUMMARY).sanity.str.contains("not run")).all()
-    path = tmp_path / claims.SANITY
-    path.parent.mkdir(parents=True)
-    pd.DataFrame([("leam", "A", "model randomisation", "passes"), ("leam", "A", "data randomisation", "fails"),
-                  ("gradcam++", "A", "model randomisation", "passes")],
-                 columns=["explainer", "model", "check", "verdict"]).to_csv(path, index=False)
+    plots.save_table(pd.DataFrame([("leam", "A", "model randomisation", "passes"),
+                                   ("leam", "A", "data randomisation", "fails"),
+                                   ("gradcam++", "A", "model randomisation", "passes")],
+                                  columns=["explainer", "model", "check", "verdict"]), tmp_path / claims.SANITY)
     by = claims.build_ledger(tmp_path, SUMMARY).set_index("claim").sanity
     assert by["occlusion_drop"] == "leam: fails data randomisation (A)"
     assert by["table1_gradcam++_lfw"] == "gradcam++: passes 1 checks"

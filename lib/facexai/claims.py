@@ -152,7 +152,7 @@ def wilson(rate: float, n: float) -> tuple[float, float]:
     z2 = Z95 ** 2
     centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half))  # rounding at 0 and 1
 
 
 def difference(a: float, a_lo: float, a_hi: float, b: float, b_lo: float, b_hi: float) -> tuple[float, float, float]:
@@ -963,11 +963,13 @@ def _existing(figures_dir: Path, *candidates: str) -> str:
 SANITY = "09_sanity_checks/sanity_verdicts.csv"
 
 
-def sanity_of(explainers: Sequence[str], figures_dir: Path) -> str:
+def sanity_of(explainers: Sequence[str], figures_dir: Path, stamp: dict | None = None) -> str:
     """The sanity-check verdicts (notebook 09) of the explainers a claim rests on, or 'not run'."""
     path = figures_dir / SANITY
     if not path.is_file():
         return "not run"
+    if stamp is not None:
+        runstamp.check(path, stamp, name=SANITY)
     table = pd.read_csv(path)
     need(table, "explainer", "model", "check", "verdict")
     parts = []
@@ -1000,7 +1002,7 @@ def evaluate(claim: Claim, figures_dir: str | Path, summary: dict | None = None,
     sources = [table, *claim.extra] if table else []
     row = {"claim": claim.key, "work": pub.work, "published": pub.text + (f" ({claim.label})" if claim.label else ""),
            "ours": "", "n": "", "interval": "", "direction": "", "magnitude": "", "verdict": NOT_TESTABLE,
-           "reason": "", "sanity": sanity_of(claim.explainers, figures_dir), "measured_on": "",
+           "reason": "", "sanity": sanity_of(claim.explainers, figures_dir, stamp), "measured_on": "",
            "data": describe_data(summary), "link": "", "figure": "", "source": "; ".join(sources),
            "source_sha256": "", "source_mtime": "", "values": "{}", "forest": "[]",
            "published_values": json.dumps(pub.values)}
