@@ -89,7 +89,8 @@ def check(table: str | os.PathLike, expected: Mapping[str, str], name: str = "")
         raise RunStampError(f"table {name} changed after its run stamp was written (SHA-256 differs from "
                             f"{meta_path.name}); rerun the notebook that makes it")
     stamp = meta.get("stamp") or {}
-    differ = [f"{k} {stamp.get(k)!r} (this run: {expected.get(k)!r})" for k in FIELDS if stamp.get(k) != expected.get(k)]
+    differ = [f"{k} {stamp.get(k)!r} (this run: {expected.get(k)!r})"
+              for k in FIELDS if stamp.get(k) != expected.get(k)]
     if differ:
         raise RunStampError(f"table {name} was produced by another run: " + "; ".join(differ)
                             + "; rerun the notebook that makes it for this run")
