@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import parsing, plots, profiles, regions, saliency, study
+from facexai import claims, parsing, plots, profiles, regions, saliency, study
 from facexai.models import load_model
 
 plots.use_style()
@@ -89,7 +89,7 @@ plots.save_table(summary, cfg.out("04_region_statistics", "region_shares"))
 summary[summary.layer == "overall"].pivot(index="region", columns="model", values="share").loc[regions.REGIONS]
 
 # %% [markdown]
-# `region_shares.csv` (tidy, read by 09): model, layer (`overall` or a layer name), region, share
+# `region_shares.csv` (tidy, read by the claims ledger): model, layer (`overall` or a layer name), region, share
 # (mean over individuals of the share of the critical pixels in the region), ci_lo, ci_hi
 # (bootstrap 95%), area_share, enrichment, n_individuals.
 #
@@ -198,7 +198,8 @@ spread
 
 # %% [markdown]
 # ### Reading
-# Written from the numbers above (regenerated with them).
+# Written from the numbers above (regenerated with them); the verdicts below are the claims ledger's
+# (`facexai.claims`, the ledger notebook), applied to the tables just written.
 
 # %%
 lines = []
@@ -212,3 +213,7 @@ for r in spread.itertuples():
                  f"{'inside' if nose.within_published_range else 'outside'} the LEAM work's "
                  f"{nose.published_lo:.1%}-{nose.published_hi:.1%}.")
 display(Markdown("\n".join(lines)))
+
+# %%
+display(Markdown(claims.verdict_line("nose_share", cfg.figures_dir, st.summary)))
+display(Markdown(claims.verdict_line("attention_spread", cfg.figures_dir, st.summary)))

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import align, bhattacharyya, plots, profiles, saliency, study
+from facexai import align, bhattacharyya, claims, plots, profiles, saliency, study
 from facexai.models import load_model
 
 plots.use_style()
@@ -86,7 +86,7 @@ plots.save_table(tests, cfg.out("05_bhattacharyya", "bc_tests"))
 bhattacharyya.overall_summary(means, tests)
 
 # %% [markdown]
-# `bc_same_different.csv` (tidy, read by 09): model, layer (`overall` or a layer name), group
+# `bc_same_different.csv` (tidy, read by the claims ledger): model, layer (`overall` or a layer name), group
 # (`same` / `different`), mean, ci_lo, ci_hi (bootstrap 95% over pairs), n.
 # `bc_tests.csv`: model, layer, U, p_value (one-sided, same > different), rank_biserial, cohens_d.
 
@@ -125,6 +125,14 @@ plots.save_table(published, cfg.out("05_bhattacharyya", "bc_published_comparison
 published
 
 # %% [markdown]
+# ### The ledger's verdict
+# Notebook 05 judges nothing itself: the claims ledger (`facexai.claims`, the ledger notebook) reads the
+# tables just written and applies its rule, with its tolerances, the same here as in the ledger.
+
+# %%
+display(Markdown(claims.verdict_line("bc_same_vs_different", cfg.figures_dir, st.summary)))
+
+# %% [markdown]
 # ### Sensitivity: BC of the critical regions instead of the whole maps
 # The same pairs, but each overall map replaced by its top q% pixels as a uniform distribution; the
 # BC of two such masks of equal size is the fraction of critical pixels they share. This shows how
@@ -135,6 +143,7 @@ published
 plots.save_table(tables["critical_means"], cfg.out("05_bhattacharyya", "bc_critical_same_different"))
 plots.save_table(tables["critical_tests"], cfg.out("05_bhattacharyya", "bc_critical_tests"))
 display(bhattacharyya.overall_summary(tables["critical_means"], tables["critical_tests"]))
+display(Markdown(claims.verdict_line("bc_same_vs_different_top1", cfg.figures_dir, st.summary)))
 
 # %% [markdown]
 # ## Across architectures: do the models look at the same places?
@@ -169,3 +178,10 @@ for ax, name in zip(axes[0], cfg.models):
 fig.suptitle(f"{ids[example].replace('_', ' ')}: overall person maps in {common_geometry}")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out("05_bhattacharyya", "cross_model_example"))
+
+# %% [markdown]
+# ### The ledger's verdict: "models prioritise similar facial regions across architectures"
+# As for the claims above, the rule is the ledger's (`facexai.claims`), applied to `bc_cross_model.csv`.
+
+# %%
+display(Markdown(claims.verdict_line("models_agree", cfg.figures_dir, st.summary)))
