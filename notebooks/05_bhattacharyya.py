@@ -52,7 +52,6 @@ n_boot = 2000  # bootstrap resamples for the 95% CIs
 
 # %%
 import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
 from facexai import align, bhattacharyya, claims, plots, profiles, saliency, study

@@ -4,7 +4,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from facexai import bhattacharyya as bcm
