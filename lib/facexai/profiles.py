@@ -16,9 +16,9 @@ PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 
 
 def available() -> dict[str, dict]:
-    """All profiles as plain dicts, in file order."""
+    """All profiles as plain dicts, in file order (not the ``[method]`` and ``[protocol_sweep]`` tables)."""
     with open(PROFILES_FILE, "rb") as fh:
-        return tomllib.load(fh)
+        return {name: table for name, table in tomllib.load(fh).items() if name not in ("method", "protocol_sweep")}
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,24 @@ class Config:
     xai_rise_mask_counts: tuple[int, ...] = ()  # 08: RISE mask counts swept besides rise_masks
     xai_rise_cell_sizes: tuple[int, ...] = (8, 32)  # 08: RISE cell sizes (px) swept besides the default 16
     xai_cost_images: int = 8  # 08: images of the fixed batch the explainers are timed on
+    sanity_models: tuple[str, ...] = ()  # 09: models of the randomisation and faithfulness checks (empty: the run's)
+    sanity_images: int = 4  # 09: images each check explains (whole people, seeded)
+    sanity_stages: int = 0  # 09: cascade stages evaluated (0: every block)
+    sanity_rise_masks: int = 100  # 09: RISE masks per image in the checks
+    sanity_steps: int = 10  # 09: deletion / insertion steps from 0 to 100%
+    sanity_lattice_people: int = 0  # 09: people of the lattice-treatment comparison (0: all)
     seed: int = 0
     device: str = "cpu"
     cache_root: Path = field(default_factory=cache.cache_dir)
     run_name: str = ""
     description: str = ""
     estimate: str = ""
+    figures_root: Path | None = None  # the run's figures folder when not figures/<run_name> (--figures-dir)
 
     @property
     def figures_dir(self) -> Path:
-        """Where this run's figures and tables go: ``figures/<run_name>/``."""
-        return REPO_ROOT / "figures" / self.run_name
+        """Where this run's figures and tables go: ``figures/<run_name>/`` unless ``figures_root`` is set."""
+        return self.figures_root or REPO_ROOT / "figures" / self.run_name
 
     @property
     def artifacts_dir(self) -> Path:
@@ -81,6 +88,14 @@ def _path(value: str | Path | None) -> Path | None:
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
 
+def profile_data(profile: str) -> tuple[Path | None, Path | None]:
+    """The data set a profile names: (data root, pairs file), absolute (None where the profile leaves it empty)."""
+    table = available()
+    if profile not in table:
+        raise ValueError(f"unknown profile '{profile}'; choose one of {list(table)}")
+    return _path(table[profile].get("data_root")), _path(table[profile].get("pairs"))
+
+
 def resolve(profile: str = "quick", **overrides) -> Config:
     """The profile's settings with every override that is not None or empty applied."""
     table = available()
@@ -88,6 +103,7 @@ def resolve(profile: str = "quick", **overrides) -> Config:
         raise ValueError(f"unknown profile '{profile}'; choose one of {list(table)}")
     values = dict(table[profile])
     values.update({k: v for k, v in overrides.items() if v not in (None, "", [], ())})
+    figures_root = _path(values.pop("figures_dir", None))  # the notebooks' figures_dir parameter
     unknown = set(values) - {f.name for f in Config.__dataclass_fields__.values()}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)} for profile '{profile}'")
@@ -104,6 +120,40 @@ def resolve(profile: str = "quick", **overrides) -> Config:
         data_root=_path(values.pop("data_root")),
         pairs=_path(values.pop("pairs", None)),
         cache_root=cache.cache_dir(values.pop("cache_root", None)),
+        figures_root=figures_root,
         **{k: v for k, v in values.items() if k != "run_name"},
     )
     return replace(cfg, run_name=values.get("run_name") or profile)
+
+
+@dataclass(frozen=True)
+class Method:
+    """The study's definitions (``[method]`` in profiles.toml), the same in every profile and notebook."""
+
+    q: float  # critical region: top q% pixels
+    fill: str  # the main occlusion fill
+    fills: tuple[str, ...]  # fills compared; the main fill among them
+    cam_layer: int  # the Grad-CAM family's layer: index into the named layers
+    target: str  # cosine | arcface
+    reference: str  # leave_one_out | all | pair
+    margin: float  # ArcFace margin
+    weighting: str  # LEAM's gradient weighting
+    antialias: bool  # low-pass layer maps before upsampling
+
+
+def method(**overrides) -> Method:
+    """The ``[method]`` table with every override that is not None or empty applied (fills: a list or
+    "a,b,c"); ValueError for an unknown name or a main fill outside ``fills``."""
+    with open(PROFILES_FILE, "rb") as fh:
+        values = dict(tomllib.load(fh)["method"])
+    values.update({k: v for k, v in overrides.items() if v not in (None, "", [], ())})
+    names = {f.name for f in Method.__dataclass_fields__.values()}
+    if set(values) != names:
+        raise ValueError(f"method settings: unknown {sorted(set(values) - names)}, missing {sorted(names - set(values))}")
+    fills = values["fills"]
+    fills = tuple(f.strip() for f in (fills.split(",") if isinstance(fills, str) else fills) if f.strip())
+    if values["fill"] not in fills:
+        raise ValueError(f"the main fill {values['fill']!r} is not among the fills {list(fills)}")
+    return Method(**{**values, "q": float(values["q"]), "cam_layer": int(values["cam_layer"]),
+                     "margin": float(values["margin"]), "antialias": bool(values["antialias"]), "fills": fills})
+
