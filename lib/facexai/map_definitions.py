@@ -1,0 +1,166 @@
+"""Definitions of "the map" that a Bhattacharyya comparison can use (notebook 10's BC arm).
+
+From per-image, per-layer maps (each summing to 1, :class:`facexai.saliency.MapSet`): layer
+AGGREGATION (:func:`aggregate`), SHARPENING (:func:`sharpen`) and map LEVEL (image maps, or person
+maps of two disjoint halves of each person's images, :func:`half_person_maps`). Every result is a
+non-negative map per image or person that :func:`facexai.metrics.pair_bhattacharyya` compares.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from facexai.explain.topk import top_k
+from facexai.protocol import Cell, cell, definition
+from facexai.bhattacharyya import sample_pairs
+
+AGGREGATIONS = ("sum1_mean", "minmax_mean", "max")  # plus "layer<index>" (one named layer, e.g. layer-1)
+CHUNK = 64  # images aggregated at a time
+
+
+def minmax(maps: np.ndarray) -> np.ndarray:
+    """Each map (..., H, W) scaled to [0, 1] (a constant map becomes 0)."""
+    lo = maps.min(axis=(-2, -1), keepdims=True)
+    span = maps.max(axis=(-2, -1), keepdims=True) - lo
+    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
+
+
+def aggregate(maps: np.ndarray, how: str) -> np.ndarray:
+    """Per-layer maps [N, layer, H, W] -> one map per image [N, H, W] (float32).
+
+    ``sum1_mean``: mean of the sum-1 layer maps (the study's "overall" map); ``minmax_mean``: mean of
+    the min-max scaled layer maps; ``max``: pixel-wise max of the min-max scaled maps;
+    ``layer<i>``: layer i alone (Python index: ``layer-1`` is the last named layer).
+    """
+    if np.ndim(maps) != 4:
+        raise ValueError(f"maps must be [N, layer, H, W], got {np.shape(maps)}")
+    found = re.fullmatch(r"layer(-?\d+)", how)
+    if found:
+        i = int(found.group(1))
+        if not -maps.shape[1] <= i < maps.shape[1]:
+            raise ValueError(f"{how}: the maps have {maps.shape[1]} layers")
+        return np.asarray(maps[:, i], dtype=np.float32)
+    if len(maps) > CHUNK:  # float16 caches stay float16; float32 copies of one chunk at a time
+        return np.concatenate([aggregate(maps[s:s + CHUNK], how) for s in range(0, len(maps), CHUNK)])
+    maps = np.asarray(maps, dtype=np.float32)
+    if how == "sum1_mean":
+        return maps.mean(axis=1)
+    if how == "minmax_mean":
+        return minmax(maps).mean(axis=1)
+    if how == "max":
+        return minmax(maps).max(axis=1)
+    raise ValueError(f"unknown aggregation {how!r}; valid: {list(AGGREGATIONS)} or layer<i>")
+
+
+def sharpen(maps: np.ndarray, how: str) -> np.ndarray:
+    """Maps [N, H, W] sharpened: ``none``; ``top<K>`` the top K% pixels as a binary (0/1) mask
+    (:func:`facexai.explain.topk.critical_mask`, the study's top-q definition); ``power<P>`` map**P."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if how == "none":
+        return maps
+    found = re.fullmatch(r"(top|power)(\d+(?:\.\d+)?)", how)
+    if not found:
+        raise ValueError(f"unknown sharpening {how!r}; valid: none, top<K>, power<P>")
+    value = float(found.group(2))
+    if found.group(1) == "top":
+        return top_mask(maps, value).astype(np.float32)
+    scaled = maps / maps.max(axis=(-2, -1), keepdims=True).clip(min=np.finfo(np.float32).tiny)
+    return scaled ** value  # scaled first so high powers do not underflow float32
+
+
+def top_mask(maps: np.ndarray, q: float) -> np.ndarray:
+    """:func:`facexai.explain.topk.critical_mask` (the top q% pixels, ties to the lower flat index) in
+    linear time: everything above the k-th largest value, then the first tied pixels in row-major order."""
+    if not 0 < q <= 100:
+        raise ValueError(f"q is a percentage in (0, 100], got {q}")
+    flat = np.asarray(maps).reshape(len(maps), -1)
+    k = top_k(q, flat.shape[1])
+    kth = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k, None]
+    above = flat > kth
+    tied = flat == kth
+    room = k - above.sum(axis=1, keepdims=True)
+    cut = np.flatnonzero(tied.sum(axis=1) > room[:, 0])  # rows where only some of the tied pixels fit
+    tied[cut] &= np.cumsum(tied[cut], axis=1) <= room[cut]
+    return (above | tied).reshape(np.shape(maps))
+
+
+def bc_matrix(maps: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficients of every two maps (N, H, W) -> (N, N), one matrix product of the
+    square-rooted sum-1 maps (the same as :func:`facexai.metrics.pair_bhattacharyya` on each pair)."""
+    flat = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
+    if (flat < 0).any() or not np.isfinite(flat).all():
+        raise ValueError("maps must be finite and non-negative")
+    total = flat.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if (total == 0).any():
+        raise ValueError("a map sums to zero")
+    roots = np.sqrt(flat / total)
+    return (roots @ roots.T).astype(np.float64)  # float32 roots: BC to ~1e-6
+
+
+def half_split(identities: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Half label (0 / 1) per row: each person's rows shuffled (seeded) and dealt alternately, so the
+    two halves of a person differ in size by at most one. People with one image get half 0 only."""
+    identities = np.asarray(identities)
+    half = np.zeros(len(identities), dtype=np.int8)
+    rng = np.random.default_rng(seed)
+    for who in sorted(set(identities.tolist())):
+        rows = np.flatnonzero(identities == who)
+        half[rng.permutation(rows)[1::2]] = 1
+    return half
+
+
+def half_person_maps(maps: np.ndarray, identities: np.ndarray, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Each person's two half maps [person, 2, H, W] (the mean of each half's sum-1 maps, renormalised)
+    for people with >= 2 images, and those people's names."""
+    identities = np.asarray(identities)
+    half = half_split(identities, seed)
+    unit = maps / maps.sum(axis=(-2, -1), keepdims=True).clip(min=np.finfo(np.float32).tiny)
+    people = [w for w in sorted(set(identities.tolist())) if (identities == w).sum() >= 2]
+    out = np.stack([[unit[(identities == w) & (half == h)].mean(0) for h in (0, 1)] for w in people])
+    return people, out / out.sum(axis=(-2, -1), keepdims=True)
+
+
+def person_pairs(n_people: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs into a flattened [person * 2] half-map stack: same (p0, p1) and different (p0, q1), q != p."""
+    same = np.stack([2 * np.arange(n_people), 2 * np.arange(n_people) + 1], axis=1)
+    p, q = np.meshgrid(np.arange(n_people), np.arange(n_people), indexing="ij")
+    off = p != q
+    different = np.stack([2 * p[off], 2 * q[off] + 1], axis=1)
+    return same, different
+
+
+def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Sequence[str],
+             aggregations: Sequence[str], sharpening: Sequence[str], variant: Mapping[str, object],
+             seed: int = 0) -> list[Cell]:
+    """BC same person / different people cells of every level x aggregation x sharpening of one map set.
+
+    ``maps`` [N, layer, H, W] of images grouped by ``identities``; the aggregation ``"layers"``
+    expands to every layer alone (``layer-1`` = last). Image level: the pairs of notebook 05
+    (:func:`facexai.bhattacharyya.sample_pairs`: every same-person pair, as many different-people pairs);
+    person level: each person's two half maps (same) and every half of one person with the other
+    half of another (different). ``variant`` (target, antialias) labels the definitions.
+    """
+    identities = np.asarray(identities)
+    expanded = [a for how in aggregations
+                for a in ([f"layer{i - maps.shape[1]}" for i in range(maps.shape[1])] if how == "layers" else [how])]
+    same_img, diff_img = sample_pairs(identities, seed)
+    out = []
+    for how in expanded:
+        agg = aggregate(maps, how)
+        for level in levels:
+            if level == "image":
+                stack, same, diff = agg, same_img, diff_img
+            elif level == "person":
+                people, halves = half_person_maps(agg, identities, seed)
+                stack = halves.reshape(-1, *halves.shape[-2:])
+                same, diff = person_pairs(len(people))
+            else:
+                raise ValueError(f"unknown level {level!r}; valid: image, person")
+            for sh in sharpening:
+                bc = bc_matrix(sharpen(stack, sh))
+                d = definition(level=level, aggregation=how, sharpening=sh, **variant)
+                out.append(cell("bc_same", d, model, (1.0, bc[same[:, 0], same[:, 1]])))
+                out.append(cell("bc_different", d, model, (1.0, bc[diff[:, 0], diff[:, 1]])))
+    return out

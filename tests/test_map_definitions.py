@@ -1,0 +1,98 @@
+"""Map definitions of the BC arm: aggregations, sharpening, half-person maps and their BC, against plain formulas."""
+import numpy as np
+import pytest
+
+from facexai import map_definitions as md
+from facexai import metrics
+from facexai.explain.topk import critical_mask
+
+
+@pytest.fixture
+def maps():
+    rng = np.random.default_rng(0)
+    m = rng.random((6, 3, 12, 12)).astype(np.float32)
+    return m / m.sum(axis=(-2, -1), keepdims=True)
+
+
+def test_aggregations(maps):
+    np.testing.assert_allclose(md.aggregate(maps, "sum1_mean"), maps.mean(1), rtol=1e-6)
+    mm = (maps - maps.min((-2, -1), keepdims=True)) / np.ptp(maps, axis=(-2, -1), keepdims=True)
+    np.testing.assert_allclose(md.aggregate(maps, "minmax_mean"), mm.mean(1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(md.aggregate(maps, "max"), mm.max(1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(md.aggregate(maps, "layer-1"), maps[:, 2])
+    np.testing.assert_array_equal(md.aggregate(maps, "layer0"), maps[:, 0])
+    with pytest.raises(ValueError, match="3 layers"):
+        md.aggregate(maps, "layer3")
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        md.aggregate(maps, "median")
+
+
+def test_aggregation_in_chunks_equals_at_once(maps):
+    many = np.concatenate([maps] * 30).astype(np.float16)  # 180 images > CHUNK
+    np.testing.assert_allclose(md.aggregate(many, "minmax_mean"), np.tile(md.aggregate(many[:6], "minmax_mean"),
+                                                                          (30, 1, 1)), rtol=1e-6)
+
+
+def test_top_mask_equals_critical_mask_with_ties():
+    rng = np.random.default_rng(1)
+    maps = rng.integers(0, 5, (20, 16, 16)).astype(np.float32)  # many ties
+    for q in (1.0, 5.0, 25.0, 100.0):
+        np.testing.assert_array_equal(md.top_mask(maps, q), critical_mask(maps, q))
+    smooth = rng.random((4, 30, 30))
+    np.testing.assert_array_equal(md.top_mask(smooth, 2.0), critical_mask(smooth, 2.0))
+
+
+def test_sharpening(maps):
+    flat = maps.mean(1)
+    np.testing.assert_array_equal(md.sharpen(flat, "none"), flat)
+    top = md.sharpen(flat, "top10")
+    assert set(np.unique(top)) == {0.0, 1.0} and (top.sum((1, 2)) == 14).all()  # round(0.1 * 144)
+    p2 = md.sharpen(flat, "power2")
+    np.testing.assert_allclose(p2 / p2.sum((1, 2), keepdims=True), flat ** 2 / (flat ** 2).sum((1, 2), keepdims=True),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown sharpening"):
+        md.sharpen(flat, "blur3")
+
+
+def test_sharpening_moves_bc_down_for_different_maps(maps):
+    flat = maps.mean(1)
+    soft = md.bc_matrix(flat)[0, 1]
+    hard = md.bc_matrix(md.sharpen(flat, "top5"))[0, 1]
+    assert hard < soft  # a stated property: top-k masks of unrelated maps overlap less than the maps
+
+
+def test_bc_matrix_equals_metrics(maps):
+    flat = maps.mean(1)
+    pairs = np.array([[0, 1], [2, 5], [3, 3]])
+    np.testing.assert_allclose(md.bc_matrix(flat)[pairs[:, 0], pairs[:, 1]],
+                               metrics.pair_bhattacharyya(flat[:, None], pairs)[:, 0], rtol=1e-5)
+    with pytest.raises(ValueError, match="non-negative"):
+        md.bc_matrix(-flat)
+
+
+def test_half_split_and_person_maps():
+    ids = np.array(["a"] * 5 + ["b"] * 2 + ["c"])
+    half = md.half_split(ids, seed=3)
+    assert sorted(half[:5].tolist()) == [0, 0, 0, 1, 1] and sorted(half[5:7].tolist()) == [0, 1] and half[7] == 0
+    maps = np.random.default_rng(2).random((8, 4, 4))
+    people, halves = md.half_person_maps(maps, ids, seed=3)
+    assert people == ["a", "b"] and halves.shape == (2, 2, 4, 4)
+    unit = maps / maps.sum((1, 2), keepdims=True)
+    want = unit[(ids == "a") & (half == 1)].mean(0)
+    np.testing.assert_allclose(halves[0, 1], want / want.sum(), rtol=1e-6)
+    same, diff = md.person_pairs(3)
+    np.testing.assert_array_equal(same, [[0, 1], [2, 3], [4, 5]])
+    assert len(diff) == 6 and all(a // 2 != b // 2 and a % 2 == 0 and b % 2 == 1 for a, b in diff)
+
+
+def test_bc_cells_cover_the_grid(maps):
+    ids = np.repeat(["a", "b", "c"], 2)
+    cells = md.bc_cells(maps, ids, "M", ["image", "person"], ["sum1_mean", "layers"], ["none", "top10"],
+                        {"target": "cosine"}, seed=0)
+    defs = {c.definition for c in cells}
+    assert len(defs) == 2 * (1 + 3) * 2 and {c.claim for c in cells} == {"bc_same", "bc_different"}
+    assert "level=person; aggregation=layer-3; sharpening=top10; target=cosine" in defs
+    img = [c for c in cells if c.definition == "level=image; aggregation=sum1_mean; sharpening=none; target=cosine"]
+    same = next(c for c in img if c.claim == "bc_same").strata[0][1]
+    assert len(same) == 3 and same[0] == pytest.approx(metrics.bhattacharyya(maps[0].mean(0), maps[1].mean(0)),
+                                                       rel=1e-5)
