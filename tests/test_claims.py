@@ -442,6 +442,8 @@ def test_ledger_refuses_a_table_from_another_run(tmp_path):
         claims.build_ledger(tmp_path / "run-b", other)
     with pytest.raises(claims.runstamp.RunStampError, match="produced by another run"):
         claims.verdict_for("occlusion_drop", tmp_path / "run-b", other)
+    line = claims.verdict_line("occlusion_drop", tmp_path / "run-b", other)  # a notebook names it, no crash
+    assert line.startswith("**Ledger: no verdict") and f"{rel}.csv was produced by another run" in line
     # an unstamped table (written by hand, not by a notebook) is refused too
     fake_run(tmp_path / "run-c", stamped=False)
     (tmp_path / "run-c" / (rel + ".meta.json")).unlink()

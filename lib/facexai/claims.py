@@ -1064,8 +1064,12 @@ def verdict_for(key: str, figures_dir: str | Path, summary: dict | None = None) 
 
 
 def verdict_line(key: str, figures_dir: str | Path, summary: dict | None = None) -> str:
-    """One Markdown line: the ledger's verdict on a claim, its direction, magnitude and reason."""
-    r = verdict_for(key, figures_dir, summary)
+    """One Markdown line: the ledger's verdict on a claim and its reason (a notebook shows it instead of judging the
+    claim itself); a table another run made is named, not judged."""
+    try:
+        r = verdict_for(key, figures_dir, summary)
+    except runstamp.RunStampError as refused:
+        return f"**Ledger: no verdict on \"{SPEC[key].said.text}\"**: {refused}"
     return (f"**Ledger verdict on \"{r['published']}\": {r['verdict']}** — {r['reason']}"
             + (f" (ours: {r['ours']}; n: {r['n']})" if r["ours"] else ""))
 
