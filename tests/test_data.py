@@ -61,7 +61,7 @@ def test_corrupt_and_foreign_files_are_counted_skips(sample: data.FaceDataset, t
     assert "extension" in skipped["notes.txt"] and "unreadable" in skipped["fake.jpg"]
     assert good in ds.identities[names[0]]
     assert ds.n_images == sum(len(sample.identities[n]) for n in names) + 1
-    assert "skipped 3 files" in caplog.text
+    assert "skipped 3 entries" in caplog.text
 
 
 def test_load_image_converts_to_rgb(sample: data.FaceDataset, tmp_path: Path) -> None:

@@ -16,11 +16,12 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
 from facexai.cache import cache_dir as default_cache_dir
-from facexai.cache import file_sha256, key, load_npz, save_npz
+from facexai.cache import file_sha256, key, read_npz, save_npz
 from facexai.data import load_image
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,28 @@ def warp_between(map_or_image: np.ndarray, m_from: np.ndarray, m_to: np.ndarray,
     return np.stack(out, axis=-1)
 
 
+#: Bump when detection, the face choice, the plausibility rules or cropping change: cache keys carry it.
+ALIGN_VERSION = 2
+#: Images above this many pixels are downscaled for detection (landmarks mapped back to full resolution).
+MAX_DETECT_PIXELS = 1600 * 1600
+#: One MTCNN batch holds at most this many (detection-size) pixels, so memory does not grow with photo size.
+BATCH_PIXELS = 8_000_000
+#: At most this many full-resolution pixels are decoded at once by :func:`align_paths`.
+LOAD_PIXELS = 64_000_000
+#: A face whose eye line is rolled beyond this is rejected as implausible (LFW's upright faces: <= 47 degrees).
+MAX_ROLL_DEGREES = 60.0
+
+
 @dataclass(frozen=True)
 class Detection:
-    """The chosen face of one image: box (x0, y0, x1, y1), 5 landmarks, score and how many faces were found."""
+    """The chosen face of one image: box (x0, y0, x1, y1), 5 landmarks, score, how many faces were found
+    and which one was kept (its index in MTCNN's output, largest box first)."""
 
     box: np.ndarray
     landmarks: np.ndarray
     prob: float
     n_faces: int
+    index: int = 0
 
 
 def pick_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
@@ -151,6 +166,23 @@ def pick_face(boxes: np.ndarray, image_shape: tuple[int, ...]) -> int:
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     offset = ((boxes[:, 0] + boxes[:, 2]) / 2 - w / 2) ** 2 + ((boxes[:, 1] + boxes[:, 3]) / 2 - h / 2) ** 2
     return int(np.argmax(area - 2.0 * offset))
+
+
+def landmark_problem(landmarks: np.ndarray, max_roll: float = MAX_ROLL_DEGREES) -> str | None:
+    """Why 5 landmarks (eyes, nose, mouth corners) cannot be an upright face, or None when plausible.
+
+    Rejected: an eye line rolled beyond ``max_roll`` degrees, or a mouth that is not below the eyes
+    (upside-down or mirrored point order). Such faces are counted as alignment failures, not corrected.
+    """
+    left_eye, right_eye, _, mouth_left, mouth_right = np.asarray(landmarks, np.float64)
+    eyes = right_eye - left_eye
+    mouth = (mouth_left + mouth_right) / 2 - (left_eye + right_eye) / 2
+    roll = float(np.degrees(np.arctan2(eyes[1], eyes[0])))
+    if abs(roll) > max_roll:
+        return f"implausible landmarks: eye line rolled {roll:.0f} degrees (limit {max_roll:.0f}): face sideways?"
+    if eyes[0] * mouth[1] - eyes[1] * mouth[0] <= 0:
+        return "implausible landmarks: the mouth is not below the eyes: face upside down?"
+    return None
 
 
 @functools.lru_cache(maxsize=2)
@@ -165,26 +197,63 @@ def _run_mtcnn(batch: np.ndarray, device: str) -> tuple[Sequence, Sequence, Sequ
     return _mtcnn(device).detect(batch, landmarks=True)
 
 
+def _detection_scale(shape: tuple[int, ...], max_pixels: int = MAX_DETECT_PIXELS) -> float:
+    """Factor (<= 1) that brings an image to at most ``max_pixels`` for detection."""
+    return min(1.0, float(np.sqrt(max_pixels / (shape[0] * shape[1]))))
+
+
+def _for_detection(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image MTCNN sees (area-downscaled when large) and the per-axis factors (sx, sy) it was scaled by."""
+    scale = _detection_scale(image.shape)
+    if scale == 1.0:
+        return image, np.ones(2)
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.array([size[0] / w, size[1] / h])
+
+
+def _pixel_batches(indices: list[int], pixels_each: int, max_pixels: int, max_count: int | None = None
+                   ) -> list[list[int]]:
+    """``indices`` cut into consecutive batches of at most ``max_pixels`` pixels (and ``max_count`` items)."""
+    per = max(1, max_pixels // max(pixels_each, 1))
+    per = min(per, max_count) if max_count else per
+    return [indices[k:k + per] for k in range(0, len(indices), per)]
+
+
 def detect_faces(images: Sequence[np.ndarray], device: str = "cpu") -> list[Detection | None]:
-    """MTCNN on RGB uint8 images (equal sizes batched together); None where no face is found."""
+    """MTCNN on RGB uint8 images; None where no face is found.
+
+    Equal sizes are batched together, each batch bounded by :data:`BATCH_PIXELS`; images above
+    :data:`MAX_DETECT_PIXELS` are detected downscaled and their boxes and landmarks mapped back.
+    """
+    small, factors = zip(*(_for_detection(img) for img in images)) if images else ((), ())
     groups: dict[tuple[int, ...], list[int]] = {}
-    for i, img in enumerate(images):
+    for i, img in enumerate(small):
         groups.setdefault(img.shape, []).append(i)
     out: list[Detection | None] = [None] * len(images)
     for shape, idx in groups.items():
-        boxes, probs, points = _run_mtcnn(np.stack([images[i] for i in idx]), device)
-        for i, b, p, pts in zip(idx, boxes, probs, points):
-            if b is None:
-                continue
-            b, p, pts = (np.asarray(a).astype(np.float32) for a in (b, p, pts))
-            k = pick_face(b, shape)
-            out[i] = Detection(b[k], pts[k], float(p[k]), len(b))
+        for batch in _pixel_batches(idx, shape[0] * shape[1], BATCH_PIXELS):
+            boxes, probs, points = _run_mtcnn(np.stack([small[i] for i in batch]), device)
+            for i, b, p, pts in zip(batch, boxes, probs, points):
+                if b is None:
+                    continue
+                b, p, pts = (np.asarray(a).astype(np.float32) for a in (b, p, pts))
+                k = pick_face(b, shape)
+                sx, sy = factors[i]
+                # pixel centres: x_full = (x_small + 0.5) / s - 0.5 (identity when not scaled)
+                box = ((b[k].reshape(2, 2) + 0.5) / [sx, sy] - 0.5).reshape(4).astype(np.float32)
+                landmarks = ((pts[k] + 0.5) / [sx, sy] - 0.5).astype(np.float32)
+                out[i] = Detection(box, landmarks, float(p[k]), len(b), k)
     return out
 
 
 @dataclass
 class AlignmentResult:
-    """Aligned faces in input order (failed images excluded and listed in ``failed``)."""
+    """Aligned faces in input order (failed images excluded and listed in ``failed``).
+
+    ``n_faces`` and ``face_index`` say how many faces MTCNN found in each image and which one
+    (index in MTCNN's output, largest box first) was kept by :func:`pick_face`.
+    """
 
     paths: list[Path]
     sha256: list[str]
@@ -193,6 +262,9 @@ class AlignmentResult:
     landmarks: np.ndarray
     boxes: np.ndarray
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    n_faces: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    face_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def index(self, paths: Iterable[str | os.PathLike]) -> np.ndarray:
         """Row of each path in this result (KeyError naming the paths that were not aligned)."""
@@ -203,13 +275,20 @@ class AlignmentResult:
             raise KeyError(f"{len(missing)} paths were not aligned, e.g. {missing[:3]}")
         return np.array([rows[p] for p in paths], dtype=np.int64)
 
+    def face_table(self) -> pd.DataFrame:
+        """One row per aligned image: faces found, the one kept (index, box, probability)."""
+        return pd.DataFrame({
+            "path": list(map(str, self.paths)), "faces_found": self.n_faces.astype(int),
+            "face_kept": self.face_index.astype(int), "face_prob": np.round(self.probs.astype(float), 4),
+            "face_box": [" ".join(f"{v:.1f}" for v in b) for b in self.boxes]})
+
 
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header; (0, 0) when unreadable (reported later)."""
     try:
         with Image.open(path) as img:
             return img.size
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return (0, 0)
 
 
@@ -217,18 +296,58 @@ def _shard(root: Path, sha: str) -> Path:
     return root / sha[:2] / f"{sha}.npz"
 
 
+def geometry_key(geometry: str | Geometry) -> str:
+    """Key of a crop geometry's definition (template, size, margin) and the cropping code's version.
+
+    Everything derived from crops (embeddings, maps, label maps) keys on it, not on the name, so
+    an edited template invalidates what was made from the old crops.
+    """
+    geo = _geometry(geometry) if isinstance(geometry, str) else geometry
+    definition = {k: v for k, v in asdict(geo).items() if k != "description"}
+    return key("crop", definition, ALIGN_VERSION)[:12]
+
+
+def crop_key(sha256: str, geometry: str) -> str:
+    """Cache key of one aligned crop: the source file's content digest and the geometry's definition."""
+    return f"{sha256}:{geometry}-{geometry_key(geometry)}"
+
+
 def _geometry_dir(root: Path, geo: Geometry) -> Path:
     """Cache folder of one geometry; its name carries a hash of the definition, so edits invalidate it."""
-    return root / "aligned" / f"{geo.name}-{key(asdict(geo))[:8]}"
+    return root / "aligned" / f"{geo.name}-{geometry_key(geo)[:8]}"
+
+
+def _detection_dir(root: Path) -> Path:
+    """Cache folder of the detections; keyed by the detection code's version and downscaling limit."""
+    return root / "detections" / f"mtcnn-{key('mtcnn', ALIGN_VERSION, MAX_DETECT_PIXELS)[:8]}"
+
+
+_DETECTION_ARRAYS = ("found",)
+_FOUND_ARRAYS = ("box", "landmarks", "prob", "n_faces", "index")
+_CROP_ARRAYS = ("crop", "matrix")
+
+
+def _read_detection(path: Path) -> dict[str, np.ndarray] | None:
+    """A cached detection (verified), or None to detect again."""
+    det = read_npz(path, _DETECTION_ARRAYS)
+    if det is not None and det["found"] and any(k not in det for k in _FOUND_ARRAYS):
+        log.warning("corrupt cache file %s: arrays missing: recomputing", path)
+        return None
+    return det
 
 
 def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = tuple(GEOMETRIES),
                 cache_dir: str | os.PathLike | None = None, device: str = "cpu",
                 batch_size: int = 32) -> AlignmentResult:
-    """Detect, choose and crop the face of each image in every geometry, cached per (file sha256, geometry)."""
+    """Detect, choose and crop the face of each image in every geometry, cached per (file sha256, geometry).
+
+    Every cache file is verified on read (a damaged one is logged and recomputed); faces with
+    implausible landmarks (:func:`landmark_problem`) are failures with the reason. At most
+    ``batch_size`` images and :data:`LOAD_PIXELS` pixels are decoded at once.
+    """
     geos = [_geometry(g) for g in geometries]
     root = default_cache_dir(cache_dir)
-    det_root, geo_roots = root / "detections" / "mtcnn", {g.name: _geometry_dir(root, g) for g in geos}
+    det_root, geo_roots = _detection_dir(root), {g.name: _geometry_dir(root, g) for g in geos}
     unique = list(dict.fromkeys(Path(p) for p in paths))
     failed: dict[Path, str] = {}
     shas: dict[Path, str] = {}
@@ -237,65 +356,88 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
             shas[p] = file_sha256(p)
         except OSError as err:
             failed[p] = f"unreadable: {err}"
-    todo = [p for p in shas if not _shard(det_root, shas[p]).exists()
-            or not all(_shard(geo_roots[g.name], shas[p]).exists() for g in geos)]
+    dets: dict[Path, dict] = {}
+    entries: dict[Path, dict[str, dict]] = {p: {} for p in shas}
+    for p in shas:
+        det = _read_detection(_shard(det_root, shas[p]))
+        if det is None:
+            continue
+        dets[p] = det
+        if det["found"] and not landmark_problem(det["landmarks"]):
+            for g in geos:
+                entry = read_npz(_shard(geo_roots[g.name], shas[p]), _CROP_ARRAYS)
+                if entry is not None:
+                    entries[p][g.name] = entry
+    todo = [p for p in shas if p not in dets or (dets[p]["found"] and not landmark_problem(dets[p]["landmarks"])
+                                                 and len(entries[p]) < len(geos))]
     todo.sort(key=_image_size)  # equal sizes end up in the same MTCNN batch
+    sizes = {p: max(1, int(np.prod(_image_size(p)))) for p in todo}
     with tqdm(total=len(todo), desc="align", unit="img", disable=not todo) as bar:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+        chunk: list[Path] = []
+        for p in [*todo, None]:
+            if p is not None and (not chunk or (len(chunk) < batch_size
+                                                and sum(sizes[q] for q in chunk) + sizes[p] <= LOAD_PIXELS)):
+                chunk.append(p)
+                continue
             images = {}
-            for p in chunk:
+            for q in chunk:
                 try:
-                    images[p] = load_image(p)
+                    images[q] = load_image(q)
                 except ValueError as err:
-                    failed[p] = str(err)
-            _detect_and_crop(images, shas, det_root, geos, geo_roots, device)
+                    failed[q] = str(err)
+            _detect_and_crop(images, shas, det_root, geos, geo_roots, device, dets, entries)
             bar.update(len(chunk))
-    kept, crops, mats, lms, boxes = [], {g.name: [] for g in geos}, {g.name: [] for g in geos}, [], []
+            chunk = [p] if p is not None else []
+    kept, rows = [], []
     for p in shas:
         if p in failed:
             continue
-        det = load_npz(_shard(det_root, shas[p]))
+        det = dets[p]
         if not det["found"]:
             failed[p] = "no face detected"
             continue
+        if problem := landmark_problem(det["landmarks"]):
+            failed[p] = problem
+            continue
         kept.append(p)
-        lms.append(det["landmarks"])
-        boxes.append(det["box"])
-        for g in geos:
-            entry = load_npz(_shard(geo_roots[g.name], shas[p]))
-            crops[g.name].append(entry["crop"])
-            mats[g.name].append(entry["matrix"])
+        rows.append(det)
     failures = [(p, failed[p]) for p in unique if p in failed]
     if failures:
         log.warning("alignment failed for %d of %d images: %s", len(failures), len(unique),
                     "; ".join(f"{p.name} ({why})" for p, why in failures[:5]))
     stack = {g.name: (g.size, g.size, 3) for g in geos}
+    crops = {g.name: [entries[p][g.name]["crop"] for p in kept] for g in geos}
+    mats = {g.name: [entries[p][g.name]["matrix"] for p in kept] for g in geos}
     return AlignmentResult(
         kept, [shas[p] for p in kept],
         {g: np.stack(c) if c else np.zeros((0, *stack[g]), np.uint8) for g, c in crops.items()},
         {g: np.stack(m) if m else np.zeros((0, 2, 3)) for g, m in mats.items()},
-        np.stack(lms) if lms else np.zeros((0, 5, 2), np.float32),
-        np.stack(boxes) if boxes else np.zeros((0, 4), np.float32),
-        failures)
+        np.stack([d["landmarks"] for d in rows]) if rows else np.zeros((0, 5, 2), np.float32),
+        np.stack([d["box"] for d in rows]) if rows else np.zeros((0, 4), np.float32),
+        failures,
+        np.array([int(d["n_faces"]) for d in rows], np.int64),
+        np.array([int(d["index"]) for d in rows], np.int64),
+        np.array([float(d["prob"]) for d in rows], np.float32))
 
 
 def _detect_and_crop(images: dict[Path, np.ndarray], shas: dict[Path, str], det_root: Path,
-                     geos: Sequence[Geometry], geo_roots: dict[str, Path], device: str) -> None:
-    """Fill the detection and crop caches of one batch of loaded images (MTCNN only where not cached)."""
-    need = [p for p in images if not _shard(det_root, shas[p]).exists()]
+                     geos: Sequence[Geometry], geo_roots: dict[str, Path], device: str,
+                     dets: dict[Path, dict], entries: dict[Path, dict[str, dict]]) -> None:
+    """Detect (where not cached) and crop one batch of loaded images, filling the caches and ``dets``/``entries``."""
+    need = [p for p in images if p not in dets]
     for p, det in zip(need, detect_faces([images[p] for p in need], device) if need else []):
         if det is None:
-            save_npz(_shard(det_root, shas[p]), found=np.array(False))
+            dets[p] = {"found": np.array(False)}
         else:
-            save_npz(_shard(det_root, shas[p]), found=np.array(True), box=det.box, landmarks=det.landmarks,
-                     prob=np.array(det.prob), n_faces=np.array(det.n_faces))
+            dets[p] = {"found": np.array(True), "box": det.box, "landmarks": det.landmarks,
+                       "prob": np.array(det.prob), "n_faces": np.array(det.n_faces), "index": np.array(det.index)}
+        save_npz(_shard(det_root, shas[p]), **dets[p])
     for p, image in images.items():
-        det = load_npz(_shard(det_root, shas[p]))
-        if not det["found"]:
+        det = dets[p]
+        if not det["found"] or landmark_problem(det["landmarks"]):
             continue
         for g in geos:
-            target = _shard(geo_roots[g.name], shas[p])
-            if not target.exists():
+            if g.name not in entries[p]:
                 crop, matrix = crop_face(image, g.name, det["landmarks"], det["box"])
-                save_npz(target, crop=crop, matrix=matrix)
+                save_npz(_shard(geo_roots[g.name], shas[p]), crop=crop, matrix=matrix)
+                entries[p][g.name] = {"crop": crop, "matrix": matrix}

@@ -73,13 +73,33 @@ class FaceDataset:
                            list(self.skipped))
 
 
+# What Pillow raises for files it cannot decode, including its decompression-bomb guard
+# (an image above Image.MAX_IMAGE_PIXELS x 2 pixels, e.g. a 15000 x 12500 PNG).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """uint8 RGB of any Pillow image; 16-bit and 32-bit integer images are scaled, not clipped, to 0..255."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(img, dtype=np.float64)  # 16-bit PNGs open as "I;16" or "I", values 0..65535
+        grey = np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(img.convert("RGB"))
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as uint8 RGB (H, W, 3): greyscale, palette and RGBA are converted."""
+    """Read an image as uint8 RGB (H, W, 3): greyscale, palette, RGBA and 16-bit are converted."""
     try:
         with Image.open(path) as img:
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+            return _to_rgb(ImageOps.exif_transpose(img))
+    except _DECODE_ERRORS as err:
+        raise ValueError(f"cannot read image {path}: {_decode_reason(err)}") from err
+
+
+def _decode_reason(err: Exception) -> str:
+    if isinstance(err, Image.DecompressionBombError):
+        return f"image too large for Pillow's decompression-bomb guard: {err}"
+    return f"{type(err).__name__}: {err}"
 
 
 def _image_problem(path: Path) -> str | None:
@@ -87,14 +107,27 @@ def _image_problem(path: Path) -> str | None:
     try:
         with Image.open(path) as img:
             img.load()
-    except (OSError, SyntaxError, ValueError) as err:
-        return f"unreadable image: {err}"
+    except _DECODE_ERRORS as err:
+        return f"unreadable image: {_decode_reason(err)}"
+    return None
+
+
+def _name_problem(path: Path) -> str | None:
+    """Why a file or folder name cannot be used (not valid UTF-8 bytes), or None."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"name is not valid UTF-8 ({os.fsencode(path.name)!r}): rename it"
     return None
 
 
 def load_folder_dataset(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS,
                         verify: bool = True) -> FaceDataset:
-    """Load a folder-per-identity image set; corrupt or non-image files land in ``skipped``."""
+    """Load a folder-per-identity image set; what cannot be used lands in ``skipped`` with the reason.
+
+    Skipped: corrupt or non-image files, files too large to decode, names that are not UTF-8,
+    folders nested inside a person's folder (not read) and person folders without any file.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetMissing(f"dataset folder {root} does not exist")
@@ -104,10 +137,18 @@ def load_folder_dataset(root: str | os.PathLike, extensions: Sequence[str] = IMA
     skipped: list[tuple[Path, str]] = []
     candidates: list[tuple[str, Path]] = []
     for folder in folders:
-        for f in sorted(folder.iterdir()):
-            if f.name.startswith(".") or f.is_dir():
-                continue
-            if f.suffix.lower() in exts:
+        if problem := _name_problem(folder):
+            skipped.append((folder, f"folder {problem}"))
+            continue
+        entries = sorted(f for f in folder.iterdir() if not f.name.startswith("."))
+        if not entries:
+            skipped.append((folder, "empty folder"))
+        for f in entries:
+            if f.is_dir():
+                skipped.append((f, f"nested folder not read (images must sit directly in {root.name}/<Name>/)"))
+            elif problem := _name_problem(f):
+                skipped.append((f, f"file {problem}"))
+            elif f.suffix.lower() in exts:
                 candidates.append((folder.name, f))
             else:
                 skipped.append((f, f"extension not in {exts}"))
@@ -119,9 +160,9 @@ def load_folder_dataset(root: str | os.PathLike, extensions: Sequence[str] = IMA
             identities.setdefault(name, []).append(f)
     if not identities:
         raise ValueError(f"{root} holds no identity folders with images {exts} "
-                         f"(expected <root>/<Name>/<image>; {len(folders)} folders, {len(skipped)} skipped files)")
+                         f"(expected <root>/<Name>/<image>; {len(folders)} folders, {len(skipped)} skipped entries)")
     if skipped:
-        log.warning("%s: skipped %d files, e.g. %s", root, len(skipped),
+        log.warning("%s: skipped %d entries, e.g. %s", root, len(skipped),
                     "; ".join(f"{p.name} ({why})" for p, why in skipped[:3]))
     return FaceDataset(root, identities, skipped)
 
@@ -148,34 +189,60 @@ def _check_pairs(pairs: pd.DataFrame, dataset: FaceDataset, source: Path,
     msg = (f"{source}: {len(bad)} of {len(pairs)} pairs name images not in {dataset.root} "
            f"({len(missing)} images missing or unreadable, first: {[Path(p).name for p in missing[:5]]})")
     if on_missing == "raise":
-        raise ValueError(msg + "; pass on_missing='skip' to drop those pairs")
+        raise ValueError(msg + "; set on_missing='skip' (notebook 00 parameter, Config.on_missing) "
+                               "to drop those pairs")
     log.warning("%s; skipped those pairs", msg)
     return pairs[ok].reset_index(drop=True)
 
 
+def _pair_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank lines of a pair list as (1-based line number, fields); ValueError if there are none."""
+    lines = [(n, ln.split()) for n, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    if not lines:
+        raise ValueError(f"{path}: the pair list is empty")
+    return lines
+
+
+def _int_field(path: Path, line: int, value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{path} line {line}: {what} must be an integer, got {value!r}") from None
+
+
 def read_lfw_pairs(pairs_path: str | os.PathLike, dataset: FaceDataset,
                    on_missing: Literal["raise", "skip"] = "raise") -> pd.DataFrame:
-    """Parse an LFW pair list (View 2 ``10 300`` header, or View 1 ``N``) into PAIR_COLUMNS."""
+    """Parse an LFW pair list (View 2 ``10 300`` header, or View 1 ``N``) into PAIR_COLUMNS.
+
+    Every format error names the file and line; a pair of an image with itself is an error.
+    """
     pairs_path = Path(pairs_path)
     if not pairs_path.is_file():
         raise DatasetMissing(f"LFW pair list {pairs_path} does not exist")
-    lines = [ln.split() for ln in pairs_path.read_text().splitlines() if ln.strip()]
-    header = [int(x) for x in lines[0]]
+    lines = _pair_lines(pairs_path)
+    first, head = lines[0]
+    if len(head) not in (1, 2):
+        raise ValueError(f"{pairs_path} line {first}: the header must be `pairs` (View 1) or "
+                         f"`folds pairs_per_fold` (View 2), got {' '.join(head)!r}")
+    header = [_int_field(pairs_path, first, x, "the header") for x in head]
     n_folds, n_per = (1, header[0]) if len(header) == 1 else header
     body = lines[1:]
     if len(body) != 2 * n_folds * n_per:
         raise ValueError(f"{pairs_path}: header says {n_folds} folds x 2 x {n_per} pairs, "
                          f"found {len(body)} pair lines")
     rows = []
-    for k, tok in enumerate(body):
+    for k, (line, tok) in enumerate(body):
         fold, same = k // (2 * n_per), (k % (2 * n_per)) < n_per
         if same and len(tok) == 3:
-            a, b = (tok[0], int(tok[1])), (tok[0], int(tok[2]))
+            a, b = (tok[0], tok[1]), (tok[0], tok[2])
         elif not same and len(tok) == 4:
-            a, b = (tok[0], int(tok[1])), (tok[2], int(tok[3]))
+            a, b = (tok[0], tok[1]), (tok[2], tok[3])
         else:
-            raise ValueError(f"{pairs_path} line {k + 2}: expected "
+            raise ValueError(f"{pairs_path} line {line}: expected "
                              f"{'`name i j`' if same else '`name1 i name2 j`'}, got {' '.join(tok)!r}")
+        a, b = ((name, _int_field(pairs_path, line, i, "an image number")) for name, i in (a, b))
+        if a == b:
+            raise ValueError(f"{pairs_path} line {line}: pairs image {a[0]} {a[1]} with itself")
         rows.append((fold, a[0], str(dataset.root / a[0] / f"{a[0]}_{a[1]:04d}.jpg"),
                      b[0], str(dataset.root / b[0] / f"{b[0]}_{b[1]:04d}.jpg"), same))
     return _check_pairs(pd.DataFrame(rows, columns=PAIR_COLUMNS), dataset, pairs_path, on_missing)
@@ -281,19 +348,23 @@ def load_pair_list_dataset(root: str | os.PathLike, kind: Literal["calfw", "cplf
             identities.setdefault(f.stem.rsplit("_", 1)[0], []).append(f)
     dataset = FaceDataset(image_dir, identities, skipped)
     pair_path = base / PAIR_LIST_FILES[kind]
-    lines = [ln.split() for ln in pair_path.read_text().splitlines() if ln.strip()]
-    if len(lines) % 2 or any(len(t) != 2 for t in lines):
-        raise ValueError(f"{pair_path}: expected lines `name_NNNN.jpg label`, two per pair "
-                         f"({len(lines)} lines)")
+    lines = _pair_lines(pair_path)
+    bad = next(((n, t) for n, t in lines if len(t) != 2), None)
+    if bad:
+        raise ValueError(f"{pair_path} line {bad[0]}: expected `name_NNNN.jpg label`, got {' '.join(bad[1])!r}")
+    if len(lines) % 2:
+        raise ValueError(f"{pair_path}: {len(lines)} lines, expected two per pair (an even number)")
     rows = []
     n_pairs = len(lines) // 2
     for k in range(n_pairs):
-        (fa, la), (fb, lb) = lines[2 * k], lines[2 * k + 1]
-        if (int(la) != 0) != (int(lb) != 0):
-            raise ValueError(f"{pair_path} lines {2 * k + 1}-{2 * k + 2}: labels {la} and {lb} disagree")
+        (na, (fa, la)), (nb, (fb, lb)) = lines[2 * k], lines[2 * k + 1]
+        la, lb = _int_field(pair_path, na, la, "the label"), _int_field(pair_path, nb, lb, "the label")
+        if (la != 0) != (lb != 0):
+            raise ValueError(f"{pair_path} lines {na}-{nb}: labels {la} and {lb} disagree")
+        if fa == fb:
+            raise ValueError(f"{pair_path} lines {na}-{nb}: pairs image {fa} with itself")
         name_a, name_b = Path(fa).stem.rsplit("_", 1)[0], Path(fb).stem.rsplit("_", 1)[0]
-        rows.append((k * n_folds // n_pairs, name_a, str(image_dir / fa), name_b, str(image_dir / fb),
-                     int(la) != 0))
+        rows.append((k * n_folds // n_pairs, name_a, str(image_dir / fa), name_b, str(image_dir / fb), la != 0))
     pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     mislabelled = int(((pairs.name_a == pairs.name_b) != pairs.same).sum())
     if mislabelled:
