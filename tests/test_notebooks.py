@@ -2,9 +2,12 @@
 
 The ``smoke_run`` fixture (tests/conftest.py) runs the study once per test session.
 """
+import json
+import subprocess
+
 import pandas as pd
 
-from conftest import NOTEBOOKS, run_all
+from conftest import NOTEBOOKS, REPO, run_all
 
 
 def test_every_notebook_executed(smoke_run):
@@ -47,3 +50,29 @@ def test_leam_outputs(smoke_run):
         for stem in (f"layer_grid_{model}", f"overall_{model}"):
             assert (figures / "03_leam_layers" / f"{stem}.png").is_file()
             assert (figures / "03_leam_layers" / f"{stem}.pdf").is_file()
+
+
+def test_html_copies_beside_the_figures(smoke_run):
+    _, figures, _ = smoke_run
+    for stem in NOTEBOOKS:
+        html = figures / "notebooks" / f"{stem}.html"
+        assert html.is_file(), stem
+        assert html.stat().st_size < 3 * 2**20, f"{html.name}: {html.stat().st_size / 2**20:.1f} MB"
+        text = html.read_text()
+        assert "<html" in text and str(REPO) not in text, stem
+
+
+def test_manifest_records_every_notebook(smoke_run):
+    _, figures, _ = smoke_run
+    manifest = json.loads((figures / "manifest.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert manifest["git"]["commit"] == head and isinstance(manifest["git"]["dirty"], bool)
+    assert manifest["run_name"] == "smoke-test" and "--run-name smoke-test" in manifest["command"]
+    assert manifest["packages"]["papermill"]["installed"] == manifest["packages"]["papermill"]["pinned"]
+    for stem in NOTEBOOKS:
+        entry = manifest["notebooks"][stem]
+        assert entry["status"] == "ok" and entry["seconds"] > 0, stem
+        assert entry["peak_memory_mb"] > 100, stem  # a kernel that imported torch
+        assert entry["parameters"]["run_name"] == "smoke-test" and entry["parameters"]["profile"] == "smoke"
+    assert (figures / "manifest.md").read_text().startswith("# Manifest · run smoke-test")
+    assert str(REPO) not in (figures / "manifest.json").read_text()

@@ -27,3 +27,12 @@ def test_unknown_profile_and_setting():
 def test_unknown_model_is_rejected_early():
     with pytest.raises(ValueError, match="unknown model 'NOPE'"):
         profiles.resolve("smoke", models="SFACE,NOPE")
+
+
+def test_profile_data_and_figures_folder(tmp_path):
+    root, pairs = profiles.profile_data("smoke")
+    assert root == profiles.resolve("smoke").data_root and root.is_absolute() and pairs is None
+    assert profiles.resolve("smoke", run_name="x").figures_dir == profiles.REPO_ROOT / "figures" / "x"
+    assert profiles.resolve("smoke", figures_dir=str(tmp_path / "f")).figures_dir == tmp_path / "f"
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.profile_data("nope")

@@ -3,18 +3,35 @@
 # Usage: source-free; prints the venv's python path on its last line.
 #   tools/bootstrap.sh [--test]     (--test adds the test-only oracles)
 # Re-installs only when a requirements file changed (a hash stamp lives in the venv).
+# Supported Python: 3.11 only (the pins in requirements/ are made and tested with it; the Dockerfile and
+# environment.yml use the same). Without $PYTHON it takes python3.11, else python3, and checks the version.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${FACEXAI_VENV:-$root/.venv}"
-python_bin="${PYTHON:-python3}"
+supported="3.11"
+python_bin="${PYTHON:-$(command -v "python$supported" || command -v python3 || echo python3)}"
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
+version_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo "none"; }
 if [[ ! -x "$venv/bin/python" ]]; then
-  echo "[bootstrap] creating virtual environment in $venv" >&2
+  found="$(version_of "$python_bin")"
+  if [[ "$found" != "$supported" ]]; then
+    echo "[bootstrap] this study needs Python $supported (its pinned requirements are tested with it);" \
+         "'$python_bin' is ${found/none/not a working Python}. Install Python $supported and rerun, or name one:" \
+         "PYTHON=/path/to/python$supported $0" >&2
+    exit 1
+  fi
+  echo "[bootstrap] creating virtual environment in $venv (Python $found)" >&2
   "$python_bin" -m venv "$venv"
 fi
 py="$venv/bin/python"
+found="$(version_of "$py")"
+if [[ "$found" != "$supported" ]]; then
+  echo "[bootstrap] the environment $venv runs Python $found, but this study needs Python $supported:" \
+       "remove that folder (or set FACEXAI_VENV to another) and rerun" >&2
+  exit 1
+fi
 req="$root/requirements"
 pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" >&2; }
 stamp_ok() { [[ -f "$venv/.facexai-$1" && "$(cat "$venv/.facexai-$1")" == "$2" ]]; }

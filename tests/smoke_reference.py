@@ -1,0 +1,87 @@
+"""The smoke run's tables against the committed references in tests/reference/smoke/ (issue 13, item 1).
+
+Every CSV a smoke run writes under ``figures/<run>/`` is compared with its reference: same columns,
+same rows, numbers equal within ``RTOL``/``ATOL``, text equal. The references are written by
+``tools/update_smoke_reference.py`` from a smoke run on an empty cache; a table whose content is not
+a result (timings, file digests) is listed in ``EXCLUDED`` with the reason.
+"""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = REPO / "tests" / "reference" / "smoke"
+RUN_NAME = "smoke-test"  # the run name of the smoke_run fixture (tests/conftest.py): it appears in 00's summary
+RTOL, ATOL = 1e-3, 1e-5  # float noise across CPUs and BLAS builds; a changed result moves by far more
+EXCLUDED = {  # glob (relative to the run's figures folder) -> why it is not compared
+    "08_xai_generalizability/cost.csv": "wall-clock seconds per image",
+    "09_claims/claims.csv": "SHA-256 digests of the source tables (they change with any table)",
+    "*/manifest*": "provenance of the run, not a result",
+}
+MAX_REPORTED = 40  # differing cells listed per table
+
+
+def normalise(text: str) -> str:
+    """A cell's text with this checkout's absolute path replaced, so a clone elsewhere compares equal."""
+    return text.replace(str(REPO), "$REPO")
+
+
+def tables(figures_dir: Path) -> dict[str, Path]:
+    """The run's compared tables: relative name -> path."""
+    out = {}
+    for path in sorted(figures_dir.rglob("*.csv")):
+        name = path.relative_to(figures_dir).as_posix()
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDED):
+            out[name] = path
+    return out
+
+
+def read(path: Path) -> pd.DataFrame:
+    """A table as written, text normalised (empty files: no rows, no columns)."""
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: normalise(str(v)) if isinstance(v, str) else v)
+    return frame
+
+
+def compare(name: str, expected: pd.DataFrame, actual: pd.DataFrame, rtol: float = RTOL,
+            atol: float = ATOL) -> list[str]:
+    """The differences of one table, one line each (empty: equal within the tolerance)."""
+    if list(expected.columns) != list(actual.columns):
+        return [f"{name}: columns {list(actual.columns)}, reference {list(expected.columns)}"]
+    if len(expected) != len(actual):
+        return [f"{name}: {len(actual)} rows, reference {len(expected)}"]
+    problems = []
+    for column in expected.columns:
+        e, a = expected[column], actual[column]
+        if pd.api.types.is_numeric_dtype(e) and pd.api.types.is_numeric_dtype(a):
+            ev, av = e.to_numpy(float), a.to_numpy(float)
+            same = np.isclose(av, ev, rtol=rtol, atol=atol) | (np.isnan(ev) & np.isnan(av))
+        else:
+            same = (e.astype(str) == a.astype(str)).to_numpy()
+        for row in np.flatnonzero(~same):
+            got, want = a.iloc[row], e.iloc[row]
+            got, want = (v.item() if isinstance(v, np.generic) else v for v in (got, want))
+            problems.append(f"{name}: row {row}, column '{column}': {got!r}, reference {want!r}")
+    if len(problems) > MAX_REPORTED:
+        problems = problems[:MAX_REPORTED] + [f"{name}: ... {len(problems) - MAX_REPORTED} more differing cells"]
+    return problems
+
+
+def compare_runs(reference_dir: Path, figures_dir: Path) -> list[str]:
+    """Every difference between a run's tables and the references, including missing and new tables."""
+    expected, actual = tables(reference_dir), tables(figures_dir)
+    problems = [f"{name}: in the reference, not written by the run" for name in sorted(set(expected) - set(actual))]
+    problems += [f"{name}: written by the run, not in the reference (tools/update_smoke_reference.py adds it)"
+                 for name in sorted(set(actual) - set(expected))]
+    for name in sorted(set(expected) & set(actual)):
+        problems += compare(name, read(expected[name]), read(actual[name]))
+    return problems

@@ -1,0 +1,36 @@
+"""The tables of a smoke run equal the committed references (tests/reference/smoke/), cell by cell."""
+import pandas as pd
+
+from smoke_reference import REFERENCE_DIR, compare, compare_runs, tables
+
+
+def test_differences_are_reported_by_table_row_and_column():
+    ref = pd.DataFrame({"model": ["A", "B"], "accuracy": [0.9, 0.8]})
+    assert compare("t.csv", ref, ref.copy()) == []
+    assert compare("t.csv", ref, ref.assign(accuracy=[0.9 + 1e-7, 0.8])) == []  # within the tolerance
+    moved = compare("t.csv", ref, ref.assign(accuracy=[0.9, 0.81]))
+    assert moved == ["t.csv: row 1, column 'accuracy': 0.81, reference 0.8"]
+    assert compare("t.csv", ref, ref.assign(model=["A", "C"])) == ["t.csv: row 1, column 'model': 'C', reference 'B'"]
+    assert "columns" in compare("t.csv", ref, ref.rename(columns={"accuracy": "acc"}))[0]
+    assert "1 rows, reference 2" in compare("t.csv", ref, ref.head(1))[0]
+    nan = pd.DataFrame({"x": [float("nan")]})
+    assert compare("t.csv", nan, nan.copy()) == [] and compare("t.csv", nan, pd.DataFrame({"x": [1.0]}))
+
+
+def test_missing_and_new_tables_are_reported(tmp_path):
+    (tmp_path / "ref" / "00_data").mkdir(parents=True)
+    (tmp_path / "run" / "00_data").mkdir(parents=True)
+    (tmp_path / "ref" / "00_data" / "a.csv").write_text("x\n1\n")
+    (tmp_path / "run" / "00_data" / "b.csv").write_text("x\n1\n")
+    (tmp_path / "run" / "00_data" / "manifest.csv").write_text("x\n1\n")  # excluded: not a result
+    problems = compare_runs(tmp_path / "ref", tmp_path / "run")
+    assert problems == ["00_data/a.csv: in the reference, not written by the run",
+                        "00_data/b.csv: written by the run, not in the reference (tools/update_smoke_reference.py adds it)"]
+
+
+def test_smoke_tables_match_the_reference(smoke_run):
+    _, figures, _ = smoke_run
+    assert tables(REFERENCE_DIR), f"no references in {REFERENCE_DIR}: run tools/update_smoke_reference.py"
+    problems = compare_runs(REFERENCE_DIR, figures)
+    assert not problems, "the smoke run's tables differ from tests/reference/smoke/ " \
+                         "(if the change is intended, run tools/update_smoke_reference.py):\n" + "\n".join(problems)
