@@ -50,6 +50,7 @@ class Config:
     sanity_rise_masks: int = 100  # 09: RISE masks per image in the checks
     sanity_steps: int = 10  # 09: deletion / insertion steps from 0 to 100%
     sanity_lattice_people: int = 0  # 09: people of the lattice-treatment comparison (0: all)
+    on_missing: str = "raise"  # 00: pairs naming missing or unreadable images: "raise" or "skip" (drop them)
     seed: int = 0
     device: str = "cpu"
     cache_root: Path = field(default_factory=cache.cache_dir)
