@@ -144,3 +144,16 @@ def test_control_table_can_return_both_verdicts(critical, control, lower, beaten
     assert len(t) == 1 and t.control.iloc[0] == "uniform" and bool(t.beaten.iloc[0]) is beaten
     assert "uniform 1 of 1" in protocol.reading(pd.DataFrame(columns=["claim"]), t.assign(model=protocol.ALL)) \
         or not beaten
+
+
+def test_joint_requires_every_claim_in_range():
+    cells = []
+    for d, same, diff in (("x=1", 0.45, 0.08), ("x=2", 0.45, 0.5), ("x=3", 0.9, 0.9)):
+        cells.append(protocol.cell("bc_same", d, "A", (1.0, same + np.linspace(-0.01, 0.01, 10))))
+        cells.append(protocol.cell("bc_different", d, "A", (1.0, diff + np.linspace(-0.01, 0.01, 10))))
+    s = protocol.summarize(protocol.with_model_means(protocol.cell_statistics(cells, n_boot=100)), {})
+    j = protocol.joint(s)
+    assert j.definition.tolist() == ["x=1", "x=2", "x=3"]
+    assert j.all_in_range.tolist() == [True, False, False]
+    assert j.max_distance.iloc[1] == pytest.approx(0.5 - 0.13)
+    assert "1 of 3 definitions put both" in protocol.reading(protocol.closest(s), pd.DataFrame(), j)

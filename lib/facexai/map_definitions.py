@@ -96,7 +96,7 @@ def bc_matrix(maps: np.ndarray) -> np.ndarray:
     if (total == 0).any():
         raise ValueError("a map sums to zero")
     roots = np.sqrt(flat / total)
-    return (roots @ roots.T).astype(np.float64)  # float32 roots: BC to ~1e-6
+    return np.minimum(roots @ roots.T, 1.0).astype(np.float64)  # float32 roots: BC to ~1e-6, rounding capped at 1
 
 
 def half_split(identities: np.ndarray, seed: int = 0) -> np.ndarray:
