@@ -15,7 +15,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO / "tests" / "reference" / "smoke"
-RUN_NAME = "smoke-test"  # the run name of the smoke_run fixture (tests/conftest.py): it appears in 00's summary
+RUN = "$RUN"  # stands for the run's name (00's summary holds it), so any run name compares
 RTOL, ATOL = 1e-3, 1e-5  # float noise across CPUs and BLAS builds; a changed result moves by far more
 EXCLUDED = {  # glob (relative to the run's figures folder) -> why it is not compared
     "08_xai_generalizability/cost.csv": "wall-clock seconds per image",
@@ -25,9 +25,9 @@ EXCLUDED = {  # glob (relative to the run's figures folder) -> why it is not com
 MAX_REPORTED = 40  # differing cells listed per table
 
 
-def normalise(text: str) -> str:
-    """A cell's text with this checkout's absolute path replaced, so a clone elsewhere compares equal."""
-    return text.replace(str(REPO), "$REPO")
+def normalise(cell: str, run_name: str) -> str:
+    """A text cell as the references hold it: the run's name as $RUN, this checkout's path as $REPO."""
+    return RUN if cell == run_name else cell.replace(str(REPO), "$REPO")
 
 
 def tables(figures_dir: Path) -> dict[str, Path]:
@@ -40,15 +40,15 @@ def tables(figures_dir: Path) -> dict[str, Path]:
     return out
 
 
-def read(path: Path) -> pd.DataFrame:
-    """A table as written, text normalised (empty files: no rows, no columns)."""
+def read(path: Path, run_name: str = RUN) -> pd.DataFrame:
+    """A table as written, text cells normalised (empty files: no rows, no columns)."""
     try:
         frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: normalise(str(v)) if isinstance(v, str) else v)
+            frame[column] = frame[column].map(lambda v: normalise(v, run_name) if isinstance(v, str) else v)
     return frame
 
 
@@ -76,12 +76,12 @@ def compare(name: str, expected: pd.DataFrame, actual: pd.DataFrame, rtol: float
     return problems
 
 
-def compare_runs(reference_dir: Path, figures_dir: Path) -> list[str]:
+def compare_runs(reference_dir: Path, figures_dir: Path, run_name: str) -> list[str]:
     """Every difference between a run's tables and the references, including missing and new tables."""
     expected, actual = tables(reference_dir), tables(figures_dir)
     problems = [f"{name}: in the reference, not written by the run" for name in sorted(set(expected) - set(actual))]
     problems += [f"{name}: written by the run, not in the reference (tools/update_smoke_reference.py adds it)"
                  for name in sorted(set(actual) - set(expected))]
     for name in sorted(set(expected) & set(actual)):
-        problems += compare(name, read(expected[name]), read(actual[name]))
+        problems += compare(name, read(expected[name]), read(actual[name], run_name))
     return problems

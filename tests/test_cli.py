@@ -122,15 +122,18 @@ def test_default_run_may_rewrite_its_committed_results():
     p = plan()
     assert p.run_name == "quick" and p.figures_dir == REPO / "figures" / "quick"
     assert plan("--only", "06").figures_dir == REPO / "figures" / "quick"
+    own_root, _ = cli.profiles.profile_data("quick")
+    assert plan("--data-root", str(own_root), "--device", "cpu").run_name == "quick"  # its own data, named
 
 
 @pytest.mark.parametrize("argv", [["--seed", "1"], ["--models", "SFACE"], ["--run-name", "quick", "--data-root", "x"],
+                                  ["--min-images", "2"],
                                   ["--profile", "smoke", "--run-name", "quick"],
                                   ["--profile", "smoke", "--figures-dir", str(REPO / "figures" / "quick")]])
 def test_committed_results_need_an_explicit_flag(capsys, argv):
     message = fails(capsys, "--dry-run", *argv)
     assert "holds committed results" in message and "--overwrite-committed" in message
-    if "--figures-dir" not in argv:  # (--figures-dir also needs the notebooks' figures_dir: test_figures_dir_...)
+    if not {"--figures-dir", "--min-images"} & set(argv):  # these also need the notebooks to declare them
         assert cli.main(["--dry-run", *argv, "--overwrite-committed"]) == 0
 
 

@@ -88,13 +88,15 @@ def png_output(width: int, height: int) -> dict:
 
 
 def test_large_figures_are_downscaled_in_the_html_copy():
-    cell = nbformat.v4.new_code_cell("plot()", outputs=[png_output(2000, 1000), png_output(60, 40)])
+    cell = nbformat.v4.new_code_cell("plot()", outputs=[png_output(2000, 500), png_output(800, 3200), png_output(60, 40)])
     nb = nbformat.v4.new_notebook(cells=[cell])
-    assert runner.shrink_images(nb) == 1
-    big, small = cell.outputs
-    assert "image/png" not in big.data and "image/png" in small.data
-    image = Image.open(io.BytesIO(base64.b64decode(big.data["image/jpeg"])))
-    assert image.width == runner.MAX_IMAGE_WIDTH and image.height == 700
+    assert runner.shrink_images(nb) == 2
+    wide, tall, small = cell.outputs
+    assert "image/png" not in wide.data and "image/png" not in tall.data and "image/png" in small.data
+    image = Image.open(io.BytesIO(base64.b64decode(wide.data["image/jpeg"])))
+    assert image.size == (runner.MAX_IMAGE_WIDTH, 350)
+    image = Image.open(io.BytesIO(base64.b64decode(tall.data["image/jpeg"])))
+    assert image.width * image.height <= runner.MAX_IMAGE_PIXELS and abs(image.height / image.width - 4) < 0.01
 
 
 def test_html_copy_hides_this_machines_paths(tmp_path):

@@ -1,7 +1,7 @@
 """The tables of a smoke run equal the committed references (tests/reference/smoke/), cell by cell."""
 import pandas as pd
 
-from smoke_reference import REFERENCE_DIR, compare, compare_runs, tables
+from smoke_reference import REFERENCE_DIR, compare, compare_runs, normalise, tables
 
 
 def test_differences_are_reported_by_table_row_and_column():
@@ -13,6 +13,8 @@ def test_differences_are_reported_by_table_row_and_column():
     assert compare("t.csv", ref, ref.assign(model=["A", "C"])) == ["t.csv: row 1, column 'model': 'C', reference 'B'"]
     assert "columns" in compare("t.csv", ref, ref.rename(columns={"accuracy": "acc"}))[0]
     assert "1 rows, reference 2" in compare("t.csv", ref, ref.head(1))[0]
+    named = pd.DataFrame({"item": ["run_name"], "value": ["$RUN"]})  # the run's name stands as $RUN
+    assert compare("t.csv", named, named.assign(value=[normalise("smoke-x", "smoke-x")])) == []
     nan = pd.DataFrame({"x": [float("nan")]})
     assert compare("t.csv", nan, nan.copy()) == [] and compare("t.csv", nan, pd.DataFrame({"x": [1.0]}))
 
@@ -23,7 +25,7 @@ def test_missing_and_new_tables_are_reported(tmp_path):
     (tmp_path / "ref" / "00_data" / "a.csv").write_text("x\n1\n")
     (tmp_path / "run" / "00_data" / "b.csv").write_text("x\n1\n")
     (tmp_path / "run" / "00_data" / "manifest.csv").write_text("x\n1\n")  # excluded: not a result
-    problems = compare_runs(tmp_path / "ref", tmp_path / "run")
+    problems = compare_runs(tmp_path / "ref", tmp_path / "run", "run")
     assert problems == ["00_data/a.csv: in the reference, not written by the run",
                         "00_data/b.csv: written by the run, not in the reference (tools/update_smoke_reference.py adds it)"]
 
@@ -31,6 +33,6 @@ def test_missing_and_new_tables_are_reported(tmp_path):
 def test_smoke_tables_match_the_reference(smoke_run):
     _, figures, _ = smoke_run
     assert tables(REFERENCE_DIR), f"no references in {REFERENCE_DIR}: run tools/update_smoke_reference.py"
-    problems = compare_runs(REFERENCE_DIR, figures)
+    problems = compare_runs(REFERENCE_DIR, figures, figures.name)
     assert not problems, "the smoke run's tables differ from tests/reference/smoke/ " \
                          "(if the change is intended, run tools/update_smoke_reference.py):\n" + "\n".join(problems)

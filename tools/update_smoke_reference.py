@@ -9,6 +9,7 @@ change (the diff of tests/reference/smoke/ shows what moved):
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from smoke_reference import REFERENCE_DIR, RUN_NAME, normalise, tables  # noqa: E402
+from smoke_reference import REFERENCE_DIR, normalise, tables  # noqa: E402
+
+RUN_NAME = "smoke-reference"
 
 
 def smoke_run() -> Path:
@@ -31,7 +34,7 @@ def smoke_run() -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--figures", type=Path, help=f"take the tables of this run folder (its run name must be {RUN_NAME})")
+    ap.add_argument("--figures", type=Path, help="take the tables of this run folder (figures/<run>) instead")
     args = ap.parse_args()
     figures = args.figures.resolve() if args.figures else smoke_run()
     found = tables(figures)
@@ -42,7 +45,9 @@ def main() -> int:
     for name, path in found.items():
         target = REFERENCE_DIR / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(normalise(path.read_text()))
+        with open(path, newline="") as src, open(target, "w", newline="") as dst:
+            writer = csv.writer(dst, lineterminator="\n")
+            writer.writerows([normalise(cell, figures.name) for cell in row] for row in csv.reader(src))
     print(f"wrote {len(found)} reference tables to {REFERENCE_DIR.relative_to(REPO)}")
     return 0
 

@@ -351,6 +351,16 @@ def committed(folder: Path) -> bool:
     return bool(res.stdout.strip())
 
 
+def changed_settings(args: argparse.Namespace, data_root: Path | None, pairs: Path | None, models: str, seed: int,
+                     requested: dict[str, Any], run_name: str) -> list[str]:
+    """The options by which this run differs from its profile's own run (whose results may be committed)."""
+    own_root, own_pairs = profiles.profile_data(args.profile)
+    changes = ["--data-root"] * (data_root not in (None, own_root)) + ["--pairs"] * (pairs not in (None, own_pairs))
+    changes += [OPTION_OF[k] for k in ("n_identities", "min_images") if getattr(args, k) is not None]
+    changes += ["--models"] * bool(models) + ["--seed"] * (seed != 0) + [f"-p {n}" for n in requested]
+    return changes + ["--run-name"] * (run_name != args.profile)
+
+
 def plan(args: argparse.Namespace, cwd: Path | None = None) -> RunPlan:
     """Check the parsed options and turn them into a plan. Raises UsageError with the reason."""
     cwd = cwd or Path.cwd()
@@ -379,13 +389,10 @@ def plan(args: argparse.Namespace, cwd: Path | None = None) -> RunPlan:
         run_wide["figures_dir"] = str(figures_dir)
     requested = requested_parameters(args, cwd)
 
-    changes = [f"--{k.replace('_', '-')}" for k in ("data_root", "pairs", "n_identities", "min_images")
-               if getattr(args, k) is not None]
-    changes += ["--models"] * bool(models) + ["--seed"] * (seed != 0) + [f"-p {n}" for n in requested]
-    changes += ["--run-name"] * (run_name != args.profile)
+    changes = changed_settings(args, data_root, pairs, models, seed, requested, run_name)
     own_folder = figures_dir == REPO_ROOT / "figures" / args.profile
     if (changes or not own_folder) and committed(figures_dir) and not args.overwrite_committed:
-        why = f"changes {', '.join(dict.fromkeys(changes))}" if own_folder else f"is a {args.profile} run"
+        why = f"changes {', '.join(changes)}" if own_folder else f"is a {args.profile} run"
         raise UsageError(f"{figures_dir} holds committed results and this run {why}: give the run its own "
                          "folder with --run-name NAME (or --figures-dir DIR), or pass --overwrite-committed")
     extra = forward(requested, run_wide, selected, everyone)

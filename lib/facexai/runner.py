@@ -22,7 +22,8 @@ from facexai.cli import NOTEBOOKS_DIR, RunPlan
 KERNEL = "facexai"  # installed into the venv by tools/bootstrap.sh
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_IMAGE_BYTES = 200_000  # an embedded figure larger than this is downscaled in the HTML copy
-MAX_IMAGE_WIDTH = 1400  # px, the width large figures are downscaled to (the PNG/PDF files keep full size)
+MAX_IMAGE_WIDTH = 1400  # px: large figures are downscaled to this width at most (the PNG/PDF files keep full size)
+MAX_IMAGE_PIXELS = 1_200_000  # and to this many pixels at most (tall grids)
 
 
 def say(text: str, err: bool = False) -> None:
@@ -89,8 +90,10 @@ def logged_to(stream) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-def shrink_images(nb, max_bytes: int = MAX_IMAGE_BYTES, max_width: int = MAX_IMAGE_WIDTH) -> int:
-    """Downscale embedded PNG outputs larger than ``max_bytes`` to ``max_width`` px (in place); how many."""
+def shrink_images(nb, max_bytes: int = MAX_IMAGE_BYTES, max_width: int = MAX_IMAGE_WIDTH,
+                  max_pixels: int = MAX_IMAGE_PIXELS) -> int:
+    """Re-encode embedded PNG outputs larger than ``max_bytes`` as JPEG, downscaled to at most ``max_width``
+    px wide and ``max_pixels`` pixels (in place); how many were changed."""
     from PIL import Image
 
     count = 0
@@ -100,10 +103,12 @@ def shrink_images(nb, max_bytes: int = MAX_IMAGE_BYTES, max_width: int = MAX_IMA
             if "image/png" not in data or len(data["image/png"]) * 3 // 4 <= max_bytes:
                 continue
             image = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
-            if image.width > max_width:
-                image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+            scale = min(1.0, max_width / image.width, (max_pixels / (image.width * image.height)) ** 0.5)
+            if scale < 1.0:
+                size = (int(image.width * scale + 1e-6), int(image.height * scale + 1e-6))  # rounded down
+                image = image.resize(size, Image.LANCZOS)
             buf = io.BytesIO()
-            image.convert("RGB").save(buf, format="JPEG", quality=85)
+            image.convert("RGB").save(buf, format="JPEG", quality=80)
             del data["image/png"]
             data["image/jpeg"] = base64.b64encode(buf.getvalue()).decode()
             output.get("metadata", {}).pop("image/png", None)
