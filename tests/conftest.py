@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def run_all(*args: str, cache: Path) -> subprocess.CompletedProcess:
 def smoke_run(tmp_path_factory):
     """Run every notebook once in the smoke profile: (result, figures folder, executed notebooks folder)."""
     cache = tmp_path_factory.mktemp("cache")
+    for folder in (REPO / "figures" / "smoke-test", REPO / "outputs" / "smoke-test"):
+        shutil.rmtree(folder, ignore_errors=True)  # every file checked below comes from this run
     res = run_all("--run-name", "smoke-test", cache=cache)
     assert res.returncode == 0, f"run_all.sh failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res, REPO / "figures" / "smoke-test", REPO / "outputs" / "smoke-test" / "notebooks"

@@ -23,12 +23,15 @@ from smoke_reference import REFERENCE_DIR, normalise, tables  # noqa: E402
 RUN_NAME = "smoke-reference"
 
 
-def smoke_run() -> Path:
-    """Run every notebook in the smoke profile on an empty cache, as the test fixture does; its figures folder."""
+def smoke_run() -> Path | None:
+    """Run every notebook in the smoke profile on an empty cache, as the test fixture does; its figures folder
+    (None when a notebook failed: run_all.sh has printed which)."""
+    shutil.rmtree(REPO / "figures" / RUN_NAME, ignore_errors=True)  # no table of an earlier run may linger
     with tempfile.TemporaryDirectory(prefix="smoke-reference-") as cache:
         cmd = [str(REPO / "run_all.sh"), "--profile", "smoke", "--cache-dir", cache, "--run-name", RUN_NAME]
         print("running:", " ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=REPO, check=True)
+        if subprocess.run(cmd, cwd=REPO).returncode != 0:
+            return None
     return REPO / "figures" / RUN_NAME
 
 
@@ -37,6 +40,9 @@ def main() -> int:
     ap.add_argument("--figures", type=Path, help="take the tables of this run folder (figures/<run>) instead")
     args = ap.parse_args()
     figures = args.figures.resolve() if args.figures else smoke_run()
+    if figures is None:
+        print("the smoke run failed: references left unchanged", file=sys.stderr)
+        return 1
     found = tables(figures)
     if not found:
         print(f"no tables under {figures}", file=sys.stderr)
