@@ -242,3 +242,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(capsys):
     assert "00_data: profile='smoke'" in out and "01_models:" in out and "02_parsing" not in out
     assert not (REPO / "figures" / "smoke-dry-run-check").exists()
     assert not (REPO / "outputs" / "smoke-dry-run-check").exists()
+
+
+def test_parameters_reach_the_notebook_as_literals(tmp_path):
+    """papermill writes the parameters into the notebook as code: each must stay one literal."""
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    payload = 'x"; __import__("os").system("touch INJECTED") #\n\'\'\' \\'
+    p = plan("--profile", "smoke", "--only", "00", "--run-name", "smoke-literal", "--data-root", payload, cwd=tmp_path)
+    values = p.parameters["00_data"]
+    tree = ast.parse(PythonTranslator.codify(values))
+    assigned = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+    assert assigned == values and payload in values["data_root"]

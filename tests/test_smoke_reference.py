@@ -15,6 +15,8 @@ def test_differences_are_reported_by_table_row_and_column():
     assert "1 rows, reference 2" in compare("t.csv", ref, ref.head(1))[0]
     named = pd.DataFrame({"item": ["run_name"], "value": ["$RUN"]})  # the run's name stands as $RUN
     assert compare("t.csv", named, named.assign(value=[normalise("smoke-x", "smoke-x")])) == []
+    timed = pd.DataFrame({"technique": ["leam"], "seconds_per_image": [0.02], "source_sha256": ["ab"]})
+    assert compare("cost.csv", timed, timed.assign(seconds_per_image=[9.0], source_sha256=["cd"])) == []
     nan = pd.DataFrame({"x": [float("nan")]})
     assert compare("t.csv", nan, nan.copy()) == [] and compare("t.csv", nan, pd.DataFrame({"x": [1.0]}))
 
