@@ -72,3 +72,13 @@ def test_environment_stamp(tmp_path, monkeypatch):
     monkeypatch.setenv(runstamp.ENV, json.dumps({"run_name": "from-env"}))
     plots.save_table(pd.DataFrame({"x": [1]}), tmp_path / "r" / "n" / "t")
     assert json.loads((tmp_path / "r" / "n" / "t.meta.json").read_text())["stamp"] == {"run_name": "from-env"}
+
+
+def test_changed_settings_are_named(tmp_path, monkeypatch):
+    summary = make_run(tmp_path, "run-a")
+    plots.save_table(pd.DataFrame({"x": [1]}), tmp_path / "run-a" / "05_x" / "t")
+    smoke = runstamp.settings("smoke")
+    monkeypatch.setattr(runstamp, "settings", lambda profile: smoke | {"rise_masks": 1234})
+    changed = rf"\(settings changed: rise_masks {smoke['rise_masks']!r} -> 1234\)"
+    with pytest.raises(runstamp.RunStampError, match=r"settings_digest .* " + changed):
+        runstamp.check(tmp_path / "run-a" / "05_x" / "t.csv", runstamp.from_summary(summary))

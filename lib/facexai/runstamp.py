@@ -32,11 +32,16 @@ def _digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def settings_digest(profile: str) -> str:
-    """SHA-256 of the profile's settings in profiles.toml ('' for an unknown profile)."""
+def settings(profile: str) -> dict | None:
+    """The profile's settings in profiles.toml (None for an unknown profile)."""
     from facexai import profiles  # here: profiles imports the model registry lazily, keep plots light
 
-    table = profiles.available().get(profile)
+    return profiles.available().get(profile)
+
+
+def settings_digest(profile: str) -> str:
+    """SHA-256 of the profile's settings in profiles.toml ('' for an unknown profile)."""
+    table = settings(profile)
     return _digest(table) if table is not None else ""
 
 
@@ -46,8 +51,9 @@ def from_summary(summary: Mapping[str, object]) -> dict[str, str]:
     if "data_root" in items:  # the clone's location is not the data set's identity
         items["data_root"] = Path(items["data_root"]).name
     data = {k: v for k, v in items.items() if k not in ("run_name", "profile")}
-    return {"run_name": items.get("run_name", ""), "profile": items.get("profile", ""),
-            "data_digest": _digest(data), "settings_digest": settings_digest(items.get("profile", ""))}
+    profile = items.get("profile", "")
+    return {"run_name": items.get("run_name", ""), "profile": profile, "data_digest": _digest(data),
+            "settings_digest": settings_digest(profile), "settings": settings(profile)}
 
 
 def read_summary_table(path: str | os.PathLike) -> dict[str, str]:
@@ -92,5 +98,9 @@ def check(table: str | os.PathLike, expected: Mapping[str, str], name: str = "")
     differ = [f"{k} {stamp.get(k)!r} (this run: {expected.get(k)!r})"
               for k in FIELDS if stamp.get(k) != expected.get(k)]
     if differ:
+        before, now = stamp.get("settings") or {}, expected.get("settings") or {}
+        changed = [f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                   if before.get(k) != now.get(k)]
         raise RunStampError(f"table {name} was produced by another run: " + "; ".join(differ)
+                            + (f" (settings changed: {', '.join(changed)})" if changed else "")
                             + "; rerun the notebook that makes it for this run")
