@@ -8,6 +8,14 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 03 · LEAM: which facial areas matter, layer by layer
+#
+# Every selected image's LEAM map at every named layer of every model, from one forward and one
+# backward pass per batch, cached for the notebooks that follow. Per individual: the map of each
+# layer and the overall map (their mean), its critical region (the top q% pixels), and how much
+# the layers' maps differ (Bhattacharyya coefficient between layers).
+
 # %% tags=["parameters"]
 profile = "quick"
 data_root = ""
@@ -18,17 +26,18 @@ cache_root = ""
 seed = 0
 run_name = ""
 layers = ""  # comma-separated layer names; empty: every named stage of each model
-target = "cosine"  # cosine | arcface
-weighting = "elementwise"  # elementwise (LEAM) | gradcam | gradcam++
-margin = 0.2  # ArcFace margin (target = "arcface")
-q = 1.0  # critical region: top q% pixels
+target = None  # cosine | arcface; None: the [method] table of profiles.toml
+weighting = None  # elementwise (LEAM) | gradcam | gradcam++; None: the method table
+margin = None  # ArcFace margin (target = "arcface"); None: the method table
+q = None  # critical region: top q% pixels; None: the method table
 n_examples = 5  # individuals shown in the figures
 
 # %% [markdown]
-# # 03 · LEAM: which facial areas matter, layer by layer
+# ## Method
 #
 # **Definition used in this study** (the LEAM paper's exact formula is not public; every choice
-# below is a parameter of `facexai.saliency.image_maps` / `facexai.explain.LEAM`):
+# below is a setting of the `[method]` table in `profiles.toml`, read by `facexai.profiles.method`,
+# and a field of `facexai.techniques.CamSettings`):
 #
 # - For a person *p* with aligned images *x₁..xₙ* and model *f*, the reference embedding
 #   *r_p* is the L2-normalised mean of *f(xⱼ)* over the person's **other** images (leave-one-out).
@@ -39,23 +48,25 @@ n_examples = 5  # individuals shown in the figures
 #   *M = ReLU(Σ_c ReLU(G_c) ⊙ A_c)* (element-wise weighting; Grad-CAM and Grad-CAM++ weightings are options).
 # - Each map is upsampled bilinearly to the input size and normalised to sum 1. A person's map per
 #   layer is the mean over the person's images; the **overall** map is the mean over layers. The
-#   **critical region** is the top *q*% pixels (q = 1).
+#   **critical region** is the top *q*% pixels (q = 1 in the method table).
 
 # %%
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import metrics, plots, profiles, saliency, study
+from facexai import layer_similarity, plots, profiles, saliency, study, techniques
 from facexai.explain import critical_mask
 from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
                        cache_root=cache_root, seed=seed, run_name=run_name)
+method = profiles.method(target=target, weighting=weighting, margin=margin, q=q)
+settings = techniques.default_settings("cam", method)
 st = study.load(cfg)
 layer_names = [s.strip() for s in layers.split(",") if s.strip()] or None
-print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}")
+print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}; {settings}")
 
 # %% [markdown]
 # ## Maps of every image at every layer
@@ -63,13 +74,11 @@ print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.m
 # notebooks that follow (region statistics, Bhattacharyya, occlusion, transfer).
 
 # %%
-results = {}
+zoo, person = {}, {}
 for name in cfg.models:
-    model = load_model(name, cfg.device, cfg.cache_root)
-    ms = saliency.image_maps(cfg, model, st.images, layers=layer_names, target=target,
-                             weighting=weighting, margin=margin)
-    ids, person = ms.person_maps()
-    results[name] = (model, ms, ids, person)
+    model = zoo[name] = load_model(name, cfg.device, cfg.cache_root)
+    ms = saliency.image_maps(cfg, model, st.images, layers=layer_names, settings=settings)
+    person[name] = ms.persons()
     print(f"{name}: maps {ms.maps.shape} ({ms.maps.nbytes / 2**20:.0f} MiB), layers {ms.layers}")
 
 # %% [markdown]
@@ -80,11 +89,13 @@ for name in cfg.models:
 # %%
 rng = np.random.default_rng(cfg.seed)
 examples = sorted(rng.choice(len(st.identities), size=min(n_examples, len(st.identities)), replace=False))
-for name, (model, ms, ids, person) in results.items():
-    first = [st.images_of(ids[i])[0] for i in examples]
-    crops, _ = study.crops(cfg, first, model.spec.geometry)
-    grid = np.concatenate([person[examples], ms.overall(person[examples])[:, None]], axis=1).transpose(1, 0, 2, 3)
-    fig = plots.map_grid(list(crops), grid, [*ms.layers, "overall"], [ids[i].replace("_", " ") for i in examples])
+example_crops = {}
+for name, pm in person.items():
+    example_crops[name], _ = study.crops(cfg, [st.images_of(pm.identities[i])[0] for i in examples],
+                                         zoo[name].spec.geometry)
+    grid = np.concatenate([pm.maps[examples], pm.overall()[examples][:, None]], axis=1).transpose(1, 0, 2, 3)
+    fig = plots.map_grid(list(example_crops[name]), grid, [*pm.layers, "overall"],
+                         [pm.identities[i].replace("_", " ") for i in examples])
     fig.suptitle(f"{name}: LEAM person maps per layer", y=1.0)
     plots.save_figure(fig, cfg.out("03_leam_layers", f"layer_grid_{name}"))
 
@@ -92,46 +103,32 @@ for name, (model, ms, ids, person) in results.items():
 # ## Overall map per individual, and its critical region (top q%)
 
 # %%
-for name, (model, ms, ids, person) in results.items():
-    overall = ms.overall(person[examples])
-    crops, _ = study.crops(cfg, [st.images_of(ids[i])[0] for i in examples], model.spec.geometry)
-    critical = critical_mask(overall, q)
-    fig, axes = plots.plt.subplots(2, len(examples), figsize=(1.6 * len(examples), 3.4), squeeze=False)
-    for c, i in enumerate(examples):
-        plots.overlay(axes[0, c], crops[c], overall[c], title=ids[i].replace("_", " "))
-        shown = crops[c].copy()
-        shown[critical[c]] = (255, 0, 0)
-        axes[1, c].imshow(shown)
-        axes[1, c].axis("off")
-    axes[0, 0].set_ylabel("overall map")
-    fig.suptitle(f"{name}: overall map and its top {q}% pixels (red)")
-    fig.tight_layout()
+for name, pm in person.items():
+    overall = pm.overall()[examples]
+    fig = plots.critical_regions(example_crops[name], overall, critical_mask(overall, method.q),
+                                 [pm.identities[i].replace("_", " ") for i in examples],
+                                 f"{name}: overall map and its top {method.q}% pixels (red)")
     plots.save_figure(fig, cfg.out("03_leam_layers", f"overall_{name}"))
 
 # %% [markdown]
 # ## How much do the layers differ?
 # Mean Bhattacharyya coefficient (BC = Σ √(P·Q), 1 = identical distributions, 0 = disjoint)
-# between the person maps of every two layers, averaged over individuals.
+# between the person maps of every two layers, averaged over individuals
+# (`facexai.layer_similarity`; `layer_bhattacharyya.csv`: model, layers, adjacent layers (mean BC),
+# first vs last, all pairs (mean BC), least similar pair).
 
 # %%
-rows = []
-fig, axes = plots.plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
-for ax, (name, (model, ms, ids, person)) in zip(axes[0], results.items()):
-    bc = metrics.layer_bhattacharyya(person)
-    plots.sns.heatmap(pd.DataFrame(bc, ms.layers, ms.layers), vmin=0, vmax=1, cmap="viridis", annot=len(bc) <= 8,
-                      fmt=".2f", annot_kws={"size": 6}, square=True, cbar=ax is axes[0, -1], ax=ax)
+layer_table, bc = layer_similarity.layer_bc_table(person)
+fig, axes = plots.plt.subplots(1, len(bc), figsize=(4.2 * len(bc), 3.8), squeeze=False)
+for ax, (name, matrix) in zip(axes[0], bc.items()):
+    names = person[name].layers
+    plots.sns.heatmap(pd.DataFrame(matrix, names, names), vmin=0, vmax=1, cmap="viridis",
+                      annot=len(matrix) <= 8, fmt=".2f", annot_kws={"size": 6}, square=True,
+                      cbar=ax is axes[0, -1], ax=ax)
     ax.set_title(name)
-    n = len(bc)
-    rows.append({"model": name, "layers": n,
-                 "adjacent layers (mean BC)": float(np.mean([bc[i, i + 1] for i in range(n - 1)])),
-                 "first vs last": float(bc[0, -1]),
-                 "all pairs (mean BC)": float(bc[np.triu_indices(n, 1)].mean()),
-                 "least similar pair": f"{ms.layers[np.unravel_index(np.argmin(bc), bc.shape)[0]]} vs "
-                                       f"{ms.layers[np.unravel_index(np.argmin(bc), bc.shape)[1]]}"})
 fig.suptitle("mean Bhattacharyya coefficient between layer maps")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out("03_leam_layers", "layer_bhattacharyya"))
-layer_table = pd.DataFrame(rows)
 plots.save_table(layer_table, cfg.out("03_leam_layers", "layer_bhattacharyya"))
 layer_table
 
@@ -141,7 +138,7 @@ layer_table
 
 # %%
 lines = []
-for r in rows:
+for r in layer_table.to_dict("records"):
     trend = "close to" if r["adjacent layers (mean BC)"] > 0.9 else "clearly different from"
     lines.append(f"- **{r['model']}**: neighbouring layers' maps are {trend} each other (mean BC "
                  f"{r['adjacent layers (mean BC)']:.2f}); the first and last hooked layers share BC "

@@ -8,6 +8,15 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 06 · Occlusion validation: do the critical pixels matter?
+#
+# If a person map finds the pixels a model relies on, hiding **1%** of the pixels there should hurt
+# recognition far more than hiding 1% at random. Per model: the cosine drop, the recognition rate and
+# the balanced accuracy after occluding each person's critical pixels on held-out images, against as
+# many random pixels; five fill types; how the damage grows with q; per subgroup when an attribute
+# file is given.
+
 # %% tags=["parameters"]
 profile = "quick"
 data_root = ""
@@ -17,13 +26,13 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
-explainer = "leam"  # any saliency.image_maps explainer: leam | gradcam | gradcam++ | layercam | srise | corrrise
-layers = ""  # comma-separated layers; empty: every named layer for LEAM (as in 03), the second-to-last for CAMs
+explainer = "leam"  # any facexai.techniques name: leam | gradcam | gradcam++ | layercam | srise | corrrise
+layers = ""  # comma-separated layers; empty: the technique's policy (LEAM every named layer, CAMs the method's cam_layer)
 map_images = "generation"  # generation: maps of the generation images only | all: reuse 03's maps of every image
-q = 1.0  # critical region of the fill comparison: top q% pixels
-fills = "black,white,random,mean,blur"
+q = None  # critical region of the fill comparison: top q% pixels; None: the [method] table of profiles.toml
+fills = None  # comma-separated fill types compared; None: the method table's fills
+fill = None  # the main fill (the curves, the reading); None: the method table's
 curve_qs = "0.25,0.5,1,2,5"  # q values (%) of the curves
-curve_fill = "black"  # the curves use one fill type
 n_eval = None  # held-out images per person (int) or fraction (float); None: the profile's occlusion_n_eval
 n_random_seeds = None  # random-pixel baseline draws; None: the profile's occlusion_seeds
 in_sample = False  # True: occlude the generation images themselves (labelled "in-sample" everywhere)
@@ -32,10 +41,10 @@ attributes_file = "../shared/data/lfw/female_names.txt,../shared/data/lfw/male_n
 n_boot = 1000  # bootstrap resamples of the confidence intervals
 
 # %% [markdown]
-# # 06 · Occlusion validation: do the critical pixels matter?
+# ## Protocol
 #
-# If a person map finds the pixels a model relies on, hiding **1%** of the pixels there should hurt
-# recognition far more than hiding 1% at random. Protocol (library: `facexai.validation`):
+# Library: `facexai.occlusion_protocol` (the split and the pairs), `facexai.person_maps` (the maps),
+# `facexai.occlusion_runner` (the occlusions) and `facexai.occlusion_summary` (the tables).
 #
 # 1. **Split** (seeded, per person): *generation* images build the person map, held-out
 #    *evaluation* images are occluded. No image is occluded with a map built from it, unless
@@ -56,14 +65,15 @@ n_boot = 1000  # bootstrap resamples of the confidence intervals
 #    verification pairs (mean of the 10-fold thresholds, as in 01); (c) the **balanced accuracy**
 #    over those genuine pairs and impostor pairs (the occluded image with images of other people).
 #    Confidence intervals: 95% percentile bootstrap over images (drop) or pairs (rates).
-# 5. **q-curves**: the drop and the recognition rate as q grows (one fill type).
+# 5. **q-curves**: the drop and the recognition rate as q grows (the main fill).
 
 # %%
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import plots, profiles, study, validation
+from facexai import (occlusion_protocol, occlusion_runner, occlusion_summary, person_maps, plots, profiles, study,
+                     techniques)
 from facexai.published import PUBLISHED
 from facexai.models import load_model
 
@@ -71,15 +81,17 @@ plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
                        cache_root=cache_root, seed=seed, run_name=run_name, occlusion_n_eval=n_eval,
                        occlusion_seeds=n_random_seeds)
+method = profiles.method(q=q, fills=fills, fill=fill)
 st = study.load(cfg)
-fill_kinds = [f.strip() for f in fills.split(",") if f.strip()]
+fill_kinds, main_fill, q = list(method.fills), method.fill, method.q
 qs = [float(v) for v in curve_qs.split(",") if v.strip()]
 seeds = list(range(cfg.occlusion_seeds))
-layer_names = [s.strip() for s in layers.split(",") if s.strip()]
-label = f"{explainer.upper()}{' (in-sample)' if in_sample else ''}"
+layer_names = [s.strip() for s in layers.split(",") if s.strip()] or None
+technique = techniques.get(explainer)
+label = f"{technique.label}{' (in-sample)' if in_sample else ''}"
 NB = "06_occlusion_validation"
-protocol = validation.make_protocol(st, cfg.occlusion_n_eval, cfg.seed, in_sample=in_sample,
-                                    n_impostors=n_impostors, official=cfg.pairs is not None)
+protocol = occlusion_protocol.make_protocol(st, cfg.occlusion_n_eval, cfg.seed, in_sample=in_sample,
+                                            n_impostors=n_impostors, official=cfg.pairs is not None)
 n_occ = sum(len(v) for v in protocol.occluded.values())
 print(f"{len(protocol.generation)} people; {len(protocol.generation_paths)} generation images; "
       f"{n_occ} {'generation (in-sample)' if in_sample else 'held-out evaluation'} images occluded")
@@ -90,64 +102,47 @@ print(f"{per_model} occlusion conditions x {n_occ} images = {per_model * n_occ} 
 
 # %% [markdown]
 # ## Run: every model occluded with its own person maps
-# The fill comparison at q, and the q-curve with one fill. Occluded images are embedded in batches
-# and cached (a rerun needs no forward pass); the count below is the work actually done.
+# The fill comparison at q, and the q-curve with the main fill. Occluded images are embedded in
+# batches and cached (a rerun needs no forward pass); the count below is the work actually done.
 
 # %%
-zoo, person_maps, fill_runs, curve_runs = {}, {}, [], []
+zoo, maps, fill_runs, curve_runs = {}, {}, [], []
 for name in cfg.models:
     model = zoo[name] = load_model(name, cfg.device, cfg.cache_root)
-    person_maps[name] = validation.generation_maps(
-        cfg, model, protocol, explainer=explainer, map_images=map_images,
-        layers=validation.explainer_layers(model, explainer, layer_names))
-    common = dict(explainer=explainer, random_seeds=seeds)
-    fill_runs.append(validation.occlusion_experiment(cfg, model, person_maps[name], model.spec.geometry, protocol,
-                                                     fills=fill_kinds, qs=[q], **common))
-    curve_runs.append(validation.occlusion_experiment(cfg, model, person_maps[name], model.spec.geometry, protocol,
-                                                      fills=[curve_fill], qs=qs, **common))
-    print(f"{name}: {len(person_maps[name])} person maps; forward passes {fill_runs[-1].forward_passes} (fills) + "
-          f"{curve_runs[-1].forward_passes} (curves) in {fill_runs[-1].seconds + curve_runs[-1].seconds:.0f} s")
-fill_run, curve_run = validation.combine(fill_runs), validation.combine(curve_runs)
+    maps[name] = person_maps.generation_maps(cfg, model, protocol, explainer, map_images=map_images, layers=
+                                             technique.layers_for(list(model.layers), layer_names, method.cam_layer))
+    fill_runs.append(occlusion_runner.occlusion_experiment(cfg, model, maps[name], protocol, fills=fill_kinds,
+                                                           qs=[q], random_seeds=seeds))
+    curve_runs.append(occlusion_runner.occlusion_experiment(cfg, model, maps[name], protocol, fills=[main_fill],
+                                                            qs=qs, random_seeds=seeds))
+    print(f"{name}: {len(maps[name])} person maps (layers {maps[name].layers}); forward passes "
+          f"{fill_runs[-1].forward_passes} (fills) + {curve_runs[-1].forward_passes} (curves) in "
+          f"{fill_runs[-1].seconds + curve_runs[-1].seconds:.0f} s")
+fill_run, curve_run = occlusion_runner.combine(fill_runs), occlusion_runner.combine(curve_runs)
 if fill_run.skipped_people:
     print(f"people without a person map (not occluded): {len(fill_run.skipped_people)}")
 
 # %% [markdown]
 # ## Critical vs random pixels, every model and fill type
-# `occlusion_summary.csv`: one row per model x fill x selection (critical | random, seeds pooled):
-# `mean_drop` with its 95% CI (`ci_lo`, `ci_hi`), `recognition_rate` (CI `rr_ci_lo`, `rr_ci_hi`),
-# `balanced_accuracy`, their clean values (`clean_recognition_rate`, `clean_balanced_accuracy`),
-# the threshold, `n_images`, `n_seeds`, `n_genuine`, `n_impostor`.
+# `occlusion_summary.csv` (`occlusion_summary.SUMMARY_COLUMNS`): one row per model x fill x
+# selection (critical | random, seeds pooled): `mean_drop` with its 95% CI (`ci_lo`, `ci_hi`),
+# `recognition_rate` (CI `rr_ci_lo`, `rr_ci_hi`), `balanced_accuracy`, their clean values
+# (`clean_recognition_rate`, `clean_balanced_accuracy`), the threshold, `n_images`, `n_seeds`,
+# `n_genuine`, `n_impostor`.
 
 # %%
-summary = validation.summarize(fill_run, n_boot=n_boot, seed=cfg.seed)
-cols = ["model", "explainer", "fill", "q", "selection", "mean_drop", "ci_lo", "ci_hi", "recognition_rate",
-        "balanced_accuracy", "n_images", "generation_model", "in_sample", "rr_ci_lo", "rr_ci_hi",
-        "clean_recognition_rate", "clean_balanced_accuracy", "mean_clean_cos", "mean_occluded_cos",
-        "n_seeds", "n_genuine", "n_impostor", "threshold"]
-summary = summary[cols]
+cols = occlusion_summary.SUMMARY_COLUMNS
+summary = occlusion_summary.summarize(fill_run, n_boot=n_boot, seed=cfg.seed)[cols]
 plots.save_table(summary, cfg.out(NB, "occlusion_summary"))
 summary[["model", "fill", "selection", "mean_drop", "ci_lo", "ci_hi", "recognition_rate", "balanced_accuracy",
          "clean_recognition_rate", "n_images"]]
 
-
 # %%
-def bars(ax, df, value, lo, hi, title):
-    """Critical vs random bars per fill with CI whiskers."""
-    order = [f for f in fill_kinds if f in set(df.fill)]
-    plots.sns.barplot(df, x="fill", y=value, hue="selection", order=order, hue_order=["critical", "random"],
-                      palette=["#c0392b", "#7f8c8d"], ax=ax)
-    for i, sel in enumerate(["critical", "random"]):
-        d = df[df.selection == sel].set_index("fill").reindex(order)
-        x = np.arange(len(order)) + (i - 0.5) * 0.4
-        ax.errorbar(x, d[value], yerr=[d[value] - d[lo], d[hi] - d[value]], fmt="none", color="k", capsize=2)
-    ax.set(title=title, xlabel="")
-
-
 fig, axes = plots.plt.subplots(2, len(cfg.models), figsize=(3.6 * len(cfg.models), 6.2), squeeze=False)
 for c, name in enumerate(cfg.models):
     d = summary[summary.model == name]
-    bars(axes[0, c], d, "mean_drop", "ci_lo", "ci_hi", name)
-    bars(axes[1, c], d, "recognition_rate", "rr_ci_lo", "rr_ci_hi", "")
+    plots.critical_vs_random(axes[0, c], d, "mean_drop", "ci_lo", "ci_hi", fill_kinds, name)
+    plots.critical_vs_random(axes[1, c], d, "recognition_rate", "rr_ci_lo", "rr_ci_hi", fill_kinds, "")
     axes[1, c].axhline(d.clean_recognition_rate.iloc[0], ls="--", color="k", lw=1, label="clean")
     axes[1, c].set_ylim(0, 1.05)
     for ax in axes[:, c]:
@@ -163,25 +158,26 @@ plots.save_figure(fig, cfg.out(NB, "fills"))
 # %% [markdown]
 # ## Next to the published numbers
 # `published_comparison.csv`: the LEAM work's occlusion drops (`facexai.published`, with the source)
-# next to this run's, per model and selection (black fill; the LEAM abstract does not name its fill
-# type). The LEAM work averages 9 models on 1000 LFW individuals; this run has the models and people above.
+# next to this run's, per model and selection (the main fill at the works' 1%; the LEAM abstract
+# does not name its fill type). The LEAM work averages 9 models on 1000 LFW individuals; this run
+# has the models and people above.
 
 # %%
-comparison = validation.published_comparison(summary)
+comparison = occlusion_summary.published_comparison(summary, main_fill)
 plots.save_table(comparison, cfg.out(NB, "published_comparison"))
 comparison[["selection", "published", "model", "fill", "ours", "ci_lo", "ci_hi", "n_images"]]
 
 # %% [markdown]
 # ## q-curves: how the damage grows with the occluded share
 # `occlusion_curves.csv`: the same columns as the summary, one row per model x q x selection
-# (fill `curve_fill`).
+# (the main fill).
 
 # %%
-curves = validation.summarize(curve_run, n_boot=n_boot, seed=cfg.seed)[cols]
+curves = occlusion_summary.summarize(curve_run, n_boot=n_boot, seed=cfg.seed)[cols]
 plots.save_table(curves, cfg.out(NB, "occlusion_curves"))
 fig, axes = plots.plt.subplots(2, len(cfg.models), figsize=(3.4 * len(cfg.models), 5.8), squeeze=False, sharex=True)
 for c, name in enumerate(cfg.models):
-    for sel, colour in [("critical", "#c0392b"), ("random", "#7f8c8d")]:
+    for sel, colour in [("critical", plots.CRITICAL_COLOUR), ("random", plots.RANDOM_COLOUR)]:
         d = curves[(curves.model == name) & (curves.selection == sel)].sort_values("q")
         for r, (value, lo, hi) in enumerate([("mean_drop", "ci_lo", "ci_hi"),
                                               ("recognition_rate", "rr_ci_lo", "rr_ci_hi")]):
@@ -194,7 +190,7 @@ for c, name in enumerate(cfg.models):
 axes[0, 0].set_ylabel("cosine drop")
 axes[1, 0].set_ylabel("recognition rate")
 axes[0, 0].legend()
-fig.suptitle(f"{label}: damage vs occluded share ({curve_fill} fill)")
+fig.suptitle(f"{label}: damage vs occluded share ({main_fill} fill)")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out(NB, "q_curves"))
 
@@ -208,35 +204,10 @@ plots.save_figure(fig, cfg.out(NB, "q_curves"))
 rng = np.random.default_rng(cfg.seed)
 who = sorted(protocol.occluded)[rng.integers(len(protocol.occluded))]
 path = protocol.occluded[who][0]
-ncols = 3 + len(fill_kinds)
-fig, axes = plots.plt.subplots(2 * len(cfg.models), ncols, figsize=(1.55 * ncols, 3.3 * len(cfg.models)),
-                               squeeze=False)
-for r, name in enumerate(cfg.models):
-    geo = zoo[name].spec.geometry
-    ex = validation.occlusion_examples(cfg, person_maps[name], geo, protocol, path, geo, fill_kinds, q)
-    for s, sel in enumerate(["critical", "random"]):
-        row = axes[2 * r + s]
-        if s == 0:
-            row[0].imshow(ex["original"])
-            plots.overlay(row[1], ex["original"], ex["map"])
-        shown = ex["original"].copy()
-        shown[ex[sel]] = (255, 0, 0)
-        row[2].imshow(shown)
-        row[2].set_title(f"{sel} {q:g}%", fontsize=7)
-        for c, kind in enumerate(fill_kinds):
-            row[3 + c].imshow(ex[f"{sel}:{kind}"])
-            row[3 + c].set_title(kind, fontsize=7)
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if not ax.images:
-                ax.axis("off")
-    axes[2 * r, 0].set_ylabel(f"{name}\n({geo})", fontsize=8)
-    axes[2 * r, 0].set_title("image", fontsize=7)
-    axes[2 * r, 1].set_title("person map", fontsize=7)
-fig.suptitle(f"{who.replace('_', ' ')}: held-out image occluded at {q:g}% ({label})", y=1.0)
-fig.tight_layout()
+shown = {name: (zoo[name].spec.geometry, occlusion_runner.occlusion_examples(
+    cfg, maps[name], protocol, path, zoo[name].spec.geometry, fill_kinds, q)) for name in cfg.models}
+fig = plots.occlusion_examples(shown, fill_kinds, q,
+                               f"{who.replace('_', ' ')}: held-out image occluded at {q:g}% ({label})")
 plots.save_figure(fig, cfg.out(NB, "examples"))
 
 # %% [markdown]
@@ -248,7 +219,7 @@ plots.save_figure(fig, cfg.out(NB, "examples"))
 # summary's columns plus `group`.
 
 # %%
-files = validation.resolve_files(attributes_file)
+files = occlusion_summary.resolve_files(attributes_file)
 missing = [str(f) for f in files if not f.is_file()]
 if not files or missing:
     display(Markdown(f"**No subgroup analysis**: attribute file(s) {missing or 'not given'} "
@@ -257,12 +228,12 @@ if not files or missing:
     for stale in cfg.out(NB, "occlusion_subgroups").parent.glob("*subgroups.*"):  # from an earlier run
         stale.unlink()
 else:
-    groups, report = validation.read_attributes(files, protocol.images)
+    groups, report = occlusion_summary.read_attributes(files, protocol.images)
     display(pd.Series(report, name="attribute annotation").to_frame())
-    subgroups = validation.summarize(validation.with_groups(fill_run, groups), by=["group"], n_boot=n_boot,
+    subgroups = occlusion_summary.summarize(occlusion_summary.with_groups(fill_run, groups), by=["group"], n_boot=n_boot,
                                      seed=cfg.seed)[["group", *cols]]
     plots.save_table(subgroups, cfg.out(NB, "occlusion_subgroups"))
-    d = subgroups[subgroups.fill == fill_kinds[0]].assign(bar=lambda x: x.group + " / " + x.selection)
+    d = subgroups[subgroups.fill == main_fill].assign(bar=lambda x: x.group + " / " + x.selection)
     hue_order = sorted(d.bar.unique())
     fig, axes = plots.plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, (value, lo, hi, ylabel) in zip(axes, [("mean_drop", "ci_lo", "ci_hi", "cosine drop"),
@@ -276,10 +247,10 @@ else:
                         capsize=2)
         ax.set(ylabel=ylabel, xlabel="")
     axes[1].get_legend().remove()
-    fig.suptitle(f"{label}, {fill_kinds[0]} fill, q = {q:g}%: per group ({', '.join(report['groups'])})")
+    fig.suptitle(f"{label}, {main_fill} fill, q = {q:g}%: per group ({', '.join(report['groups'])})")
     fig.tight_layout()
     plots.save_figure(fig, cfg.out(NB, "subgroups"))
-    display(subgroups[subgroups.fill == fill_kinds[0]][["group", "model", "selection", "mean_drop", "ci_lo", "ci_hi",
+    display(subgroups[subgroups.fill == main_fill][["group", "model", "selection", "mean_drop", "ci_lo", "ci_hi",
                                                        "recognition_rate", "n_images"]])
 
 # %% [markdown]
@@ -288,7 +259,6 @@ else:
 
 # %%
 lines = []
-main_fill = "black" if "black" in fill_kinds else fill_kinds[0]
 for name in cfg.models:
     d = summary[(summary.model == name)].set_index(["fill", "selection"])
     crit, rand = d.loc[(main_fill, "critical")], d.loc[(main_fill, "random")]

@@ -8,6 +8,14 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 08 · Do the explanations generalize? Six techniques, one occlusion test
+#
+# The second work's Table 1 for this run: for every XAI technique, the recognition rate after
+# hiding each person's 1% most relevant pixels on held-out images, per model and data set, against
+# as many random pixels; the same per fill type; the hyperparameters the work tuned (layer, loss,
+# RISE masks and grid); and each technique's wall time per image beside its quality.
+
 # %% tags=["parameters"]
 profile = "quick"
 data_root = ""
@@ -18,39 +26,42 @@ cache_root = ""
 seed = 0
 run_name = ""
 techniques = "leam,gradcam,gradcam++,layercam,srise,corrrise"  # the random-pixel floor is always added
-fills = "black,white,random,mean,blur"  # the first one is the main table's fill
-q = 1.0  # top q% pixels occluded
-cam_layer = -2  # the Grad-CAM family's layer in the main table (index into the named layers; -2: second-to-last)
+datasets = "LFW,CALFW,CPLFW"  # data sets of the table; CALFW / CPLFW read "not available" without their folder
+fills = None  # comma-separated fills of the fill table; None: the [method] table of profiles.toml
+fill = None  # the main table's fill; None: the method table's
+q = None  # top q% pixels occluded; None: the method table
+cam_layer = None  # the Grad-CAM family's layer in the main table (index into the named layers); None: method table
 xai_models = ""  # comma-separated models to explain; empty: the profile's xai_models
 calfw_root = ""  # CALFW folder (pairs_CALFW.txt + images); empty: $FACEXAI_CALFW, else "not available"
 cplfw_root = ""  # CPLFW folder (pairs_CPLFW.txt + images); empty: $FACEXAI_CPLFW, else "not available"
 n_eval = None  # held-out images per person; None: the profile's occlusion_n_eval
 n_random_seeds = None  # random-pixel floor draws; None: the profile's occlusion_seeds
 n_impostors = 5  # impostor partners per occluded image (pairs built from the selected people)
-n_boot = 200  # bootstrap resamples inside validation.summarize (its CIs are not used in these tables)
+n_boot = 200  # bootstrap resamples inside occlusion_summary.summarize (its CIs are not used in these tables)
 
 # %% [markdown]
-# # 08 · Do the explanations generalize? Six techniques, one occlusion test
+# ## Protocol
 #
 # The second work asks of every XAI technique the question of notebook 06: if a technique's map of
 # a person finds what the model relies on, hiding the **1%** most relevant pixels of that person on
-# **new** images of them should make the model fail. Protocol (`facexai.validation`, as in 06):
+# **new** images of them should make the model fail. Protocol (as in 06: `facexai.occlusion_protocol`,
+# `facexai.person_maps`, `facexai.occlusion_runner`; the loops and tables: `facexai.generalizability`):
 # per person, seeded, *generation* images make the person map (mean of the per-image maps), the
-# held-out images are occluded at the map's top 1% pixels (black fill for the main table); the
+# held-out images are occluded at the map's top 1% pixels (the main fill, black, for the main table); the
 # **recognition rate** is the share of genuine pairs (occluded image with each other image of the
 # person) still accepted at the threshold fixed on the run's clean pairs, the **balanced accuracy**
 # adds impostor pairs. Lower = the technique's regions generalize to unseen images of the person.
 # The **floor** is as many uniformly random pixels.
 #
-# Techniques (`facexai.comparison.TECHNIQUES`): **LEAM** (every named layer, overall map, as in
+# Techniques (`facexai.techniques.TECHNIQUES`): **LEAM** (every named layer, overall map, as in
 # 03/06), **Grad-CAM**, **Grad-CAM++**, **LayerCAM** (one named layer, the second-to-last by
-# default), **S-RISE** and **CorrRISE** (the input, from one shared set of masked forward passes;
+# default: the method table's `cam_layer`), **S-RISE** and **CorrRISE** (the input, from one shared set of masked forward passes;
 # on a subset of people when the profile says so, see below). Data sets: **LFW** (this run's
 # images and pairs), **CALFW** and **CPLFW** when their folders are given (their rows say "not
-# available" otherwise). Then the same table per fill type, the hyperparameters the second work
+# available" otherwise; parameter `datasets` chooses among them). Then the same table per fill type, the hyperparameters the second work
 # tuned (layer, loss, RISE masks and grid), and the wall time per image of each technique.
 #
-# Tables (tidy CSVs in `figures/<run>/08_xai_generalizability/`, read by 09):
+# Tables (tidy CSVs in `figures/<run>/08_xai_generalizability/`, read by the claims ledger):
 # - `main_table.csv` / `fill_table.csv`: technique, dataset, fill, model (`mean` = over the
 #   models), recognition_rate, balanced_accuracy, mean_drop (cosine to the person's reference,
 #   clean minus occluded), n_images (occluded images; mean rows: summed over models), status
@@ -70,8 +81,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import comparison, data, plots, profiles, study, validation
-from facexai.comparison import ALL, GRAD_CAMS, LABELS, MEAN, RANDOM, RISE, RISE_SUBSET
+from facexai import generalizability as gen
+from facexai import occlusion_runner, occlusion_summary, plots, profiles, study
+from facexai import techniques as registry
+from facexai.generalizability import LABELS, MEAN, RANDOM, RISE, RISE_SUBSET
 from facexai.models import load_model
 
 plots.use_style()
@@ -79,31 +92,22 @@ started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
                        cache_root=cache_root, seed=seed, run_name=run_name, xai_models=xai_models,
                        occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds)
+method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)
 st = study.load(cfg)
 NB = "08_xai_generalizability"
-techs = comparison.parse_list(techniques)
-unknown = [t for t in techs if t not in comparison.TECHNIQUES]
-if unknown:
-    raise ValueError(f"unknown techniques {unknown}; valid: {list(comparison.TECHNIQUES)}")
-fill_kinds = comparison.parse_list(fills)
-main_fill = fill_kinds[0]
+techs = gen.parse_list(techniques)
+for tech in techs:
+    registry.get(tech)  # ValueError naming the valid ones
+fill_kinds = [method.fill, *(f for f in method.fills if f != method.fill)]  # the main fill first
+main_fill, q = method.fill, method.q
 seeds = list(range(cfg.occlusion_seeds))
-names = comparison.xai_models(cfg)
-sweep_names = comparison.sweep_models(cfg, names)
+names = gen.xai_models(cfg)
+sweep_names = gen.sweep_models(cfg, names)
 zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in names}
-main_layer = {name: list(m.layers)[cam_layer] for name, m in zoo.items()}
-swept_layers = {name: comparison.sweep_layers(list(zoo[name].layers), cfg.xai_sweep_layers) for name in sweep_names}
-floor_technique = next((t for t in techs if t not in RISE), techs[0])  # its runs also occlude the random floor
+main_layer, swept_layers = gen.layer_plan(zoo, sweep_names, method.cam_layer, cfg.xai_sweep_layers)
 print(f"profile {cfg.profile}: models {names} (sweeps on {sweep_names}); techniques {techs}; fills {fill_kinds}")
-print(f"Grad-CAM family layer: {main_layer}; RISE: {cfg.rise_masks} masks of {comparison.RISE_CELL}-px cells on "
+print(f"Grad-CAM family layer: {main_layer}; RISE: {cfg.rise_masks} masks of {gen.RISE_CELL}-px cells on "
       f"{cfg.rise_images or 'all'} generation images")
-
-
-def cam_layers(name: str, dataset: str) -> list[str]:
-    """Layers a Grad-CAM-family pass explains: the main layer, plus the swept ones on LFW's sweep models (one pass)."""
-    swept = [layer for layer, _ in swept_layers.get(name, [])] if dataset == "LFW" else []
-    return list(dict.fromkeys([main_layer[name], *swept]))
-
 
 # %% [markdown]
 # ## Data sets
@@ -112,99 +116,54 @@ def cam_layers(name: str, dataset: str) -> list[str]:
 # `$FACEXAI_CPLFW`): the profile's number of people (seeded) and of pairs per fold, aligned as LFW.
 
 # %%
-studies, unavailable = {"LFW": st}, {}
-for dname, given in [("CALFW", calfw_root), ("CPLFW", cplfw_root)]:
-    try:
-        studies[dname] = comparison.pair_list_study(cfg, comparison.dataset_root(dname, given), dname.lower(), names)
-    except data.DatasetMissing as err:
-        unavailable[dname] = str(err)
-protocols = {d: validation.make_protocol(s, cfg.occlusion_n_eval, cfg.seed, n_impostors=n_impostors,
-                                         official=(cfg.pairs is not None) if d == "LFW" else True)
-             for d, s in studies.items()}
-overview = pd.DataFrame(
-    [{"dataset": d, "status": "ok", "people": len(p.generation), "generation images": len(p.generation_paths),
-      "held-out images": sum(map(len, p.occluded.values())), "genuine pairs": int(p.pairs.same.sum()),
-      "impostor pairs": int((~p.pairs.same).sum()), "pairs": p.pair_source} for d, p in protocols.items()]
-    + [{"dataset": d, "status": comparison.NOT_AVAILABLE, "pairs": why} for d, why in unavailable.items()])
+studies, unavailable = gen.load_datasets(cfg, gen.parse_list(datasets), names, st,
+                                         {"CALFW": calfw_root, "CPLFW": cplfw_root})
+protocols = gen.dataset_protocols(cfg, studies, n_impostors)
 n_held = {d: sum(map(len, p.occluded.values())) for d, p in protocols.items()}
 n_gen = {d: len(p.generation_paths) for d, p in protocols.items()}
-n_cam = sum(t not in RISE for t in techs)
-n_rise_images = min(cfg.rise_images or n_gen["LFW"], n_gen["LFW"])
-print(f"at most, per model and data set: {n_cam} x ~{n_gen['LFW']} forward+backward passes (CAM maps), "
-      f"~{n_rise_images} x {cfg.rise_masks} forwards (RISE maps, S-RISE and CorrRISE share them), "
-      f"{len(techs)} x {len(fill_kinds)} x {n_held['LFW']} + {len(seeds)} x {len(fill_kinds)} x {n_held['LFW']} "
+first = next(iter(protocols))
+n_rise_images = min(cfg.rise_images or n_gen[first], n_gen[first])
+print(f"at most, per model and data set: {sum(t not in RISE for t in techs)} x ~{n_gen[first]} forward+backward "
+      f"passes (CAM maps), ~{n_rise_images} x {cfg.rise_masks} forwards (RISE maps, S-RISE and CorrRISE share them), "
+      f"{len(techs)} x {len(fill_kinds)} x {n_held[first]} + {len(seeds)} x {len(fill_kinds)} x {n_held[first]} "
       f"forwards (occlusion; cache hits need none)")
-overview
+gen.overview(protocols, unavailable)
 
 # %% [markdown]
 # ## Run: every technique, model and data set, every fill
 # Maps come from the generation images only (cached by `saliency.image_maps`; on LFW's sweep
 # models the Grad-CAM family explains all swept layers in the same pass); occluded images are
-# embedded in batches and cached, so a rerun needs no forward pass. The counts below are the work
+# embedded in batches and cached, so a rerun needs no forward pass. The table below is the work
 # actually done.
 
 # %%
-runs, rise_paths, log_rows = [], {d: set() for d in protocols}, []
-for dname, prot in protocols.items():
-    n_mappable = sum(len(v) >= 2 for v in prot.generation.values())
-    for name, model in zoo.items():
-        for tech in techs:
-            lm = comparison.technique_maps(cfg, model, prot, tech, layers=cam_layers(name, dname) if tech in GRAD_CAMS
-                                           else None)
-            maps = lm.layer(main_layer[name]) if tech in GRAD_CAMS else lm.overall()
-            subset = RISE_SUBSET if tech in RISE and len(maps) < n_mappable else ALL
-            run = validation.occlusion_experiment(cfg, model, maps, model.spec.geometry, prot, explainer=tech,
-                                                  fills=fill_kinds, qs=[q],
-                                                  random_seeds=seeds if tech == floor_technique else ())
-            runs.append(comparison.label(run, dataset=dname, subset=subset))
-            if subset == RISE_SUBSET:
-                rise_paths[dname] |= set(run.images.path)
-            log_rows.append({"dataset": dname, "model": name, "technique": tech, "person maps": len(maps),
-                             "images explained": lm.n_images, "map forwards": lm.forward_passes,
-                             "map s": round(lm.seconds, 1), "occlusion forwards": run.forward_passes,
-                             "occlusion s": round(run.seconds, 1)})
-            print(f"{dname} {name} {tech}: {len(maps)} person maps from {lm.n_images} images "
-                  f"({lm.forward_passes} forwards, {lm.seconds:.0f} s); occlusion {run.forward_passes} forwards, "
-                  f"{run.seconds:.0f} s")
-work = pd.DataFrame(log_rows)
+result = gen.run_techniques(cfg, zoo, protocols, techs, fill_kinds, q, seeds, main_layer, swept_layers)
+work = result.work
 print(f"total: {work['map forwards'].sum()} map forwards in {work['map s'].sum():.0f} s, "
       f"{work['occlusion forwards'].sum()} occlusion forwards in {work['occlusion s'].sum():.0f} s")
-for dname, paths in rise_paths.items():
+for dname, paths in result.subset_paths.items():
     if paths:
-        print(f"{dname}: RISE on a subset: {len(paths)} held-out images of {len(paths)} people "
-              f"(of {n_held[dname]}), maps from {n_rise_images} generation images")
+        print(f"{dname}: RISE on a subset: {len(paths)} held-out images (of {n_held[dname]}), maps from "
+              f"{n_rise_images} generation images")
+work
 
 # %% [markdown]
 # ## Table 1: recognition rate after occluding each technique's 1%
 # Mean over this run's models (`model = "mean"` rows of `main_table.csv`); lower = the regions
 # matter more. `published` is the second work's Table 1 value where it is recorded in
-# `facexai.published.PUBLISHED` (the one place the works' numbers are typed). **None is recorded**:
-# this repository does not have the paper's Table 1 values, so the column reads "not given here"
-# rather than a number typed from memory. Someone with the paper adds one entry there,
-#
-# ```python
-# "xai_table1": Published("XAI-gen", "Table 1", "recognition rate after occluding 1% (black fill), "
-#                         "mean over the work's models", {"gradcam++|LFW": ..., "layercam|CALFW": ..., ...}),
-# ```
-#
-# (keys `technique|DATASET`, or `technique|DATASET|fill` for other fills), and the tables pick it
-# up. Rows marked `rise subset` (S-RISE, CorrRISE in the smaller profiles) cover only the people
-# RISE explained; see the subset comparison below.
+# `facexai.published` (the one place the works' numbers are typed); where the work gives none
+# (LEAM is not in its table) the column reads "not given here". Rows marked
+# `rise subset` (S-RISE, CorrRISE in the smaller profiles) cover only the people RISE explained;
+# see the subset comparison below.
 
 # %%
-full = validation.combine(runs)
-summary = validation.summarize(full, by=["dataset", "subset"], n_boot=n_boot, seed=cfg.seed)
-table = comparison.result_table(comparison.technique_rows(summary), unavailable, techs, fill_kinds, names)
+full = occlusion_runner.combine(result.runs)
+summary = occlusion_summary.summarize(full, by=["dataset", "subset"], n_boot=n_boot, seed=cfg.seed)
+table = gen.result_table(gen.technique_rows(summary), unavailable, techs, fill_kinds, names)
 main_table = table[table.fill == main_fill].reset_index(drop=True)
 plots.save_table(main_table, cfg.out(NB, "main_table"))
 plots.save_table(table, cfg.out(NB, "fill_table"))
-table1 = pd.concat({label: comparison.wide(main_table, col, "dataset", mask=col != "published_recognition_rate",
-                                           model=MEAN)
-                    for col, label in [("recognition_rate", "recognition rate"),
-                                       ("balanced_accuracy", "balanced accuracy"),
-                                       ("published_recognition_rate", "published")]}, axis=1)
-table1 = table1.swaplevel(axis=1)[[(d, m) for d in comparison.DATASETS
-                                   for m in ["recognition rate", "balanced accuracy", "published"]]]
+table1 = gen.table1(main_table)
 display(Markdown(f"**Table 1** ({main_fill} fill, top {q:g}%, mean over {', '.join(names)}):"))
 table1
 
@@ -214,39 +173,13 @@ table1
 
 # %%
 for dname in protocols:
-    per_model = comparison.wide(main_table, "recognition_rate", "model", dataset=dname)
-    means = main_table[(main_table.dataset == dname) & (main_table.model == MEAN)]
-    per_model["subset"] = means.set_index(means.technique.map(LABELS)).subset
     display(Markdown(f"**{dname}**: recognition rate per model ({main_fill} fill, top {q:g}%)"))
-    display(per_model)
+    display(gen.per_model(main_table, dname))
 
 # %%
-avail = list(protocols)
-fig, axes = plots.plt.subplots(2, len(avail), figsize=(1.0 * (len(techs) + 1) * len(avail) + 1.5, 6.4), squeeze=False)
-palette = dict(zip(names, plots.sns.color_palette("colorblind", len(names))))
-for c, dname in enumerate(avail):
-    d = main_table[main_table.dataset == dname]
-    order = list(dict.fromkeys(d.technique))
-    for r, (col, ylabel) in enumerate([("recognition_rate", "recognition rate"),
-                                       ("balanced_accuracy", "balanced accuracy")]):
-        ax = axes[r, c]
-        mean = d[d.model == MEAN].set_index("technique")[col].reindex(order)
-        colours = ["#7f8c8d" if t == RANDOM else "#c0392b" for t in order]
-        hatches = ["//" if s == RISE_SUBSET else "" for s in d[d.model == MEAN].set_index("technique").subset
-                   .reindex(order)]
-        for x, (v, colour, hatch) in enumerate(zip(mean, colours, hatches)):
-            ax.bar(x, v, color=colour, alpha=0.75, hatch=hatch, edgecolor="k", lw=0.5)
-        for name in names:
-            per = d[d.model == name].set_index("technique")[col].reindex(order)
-            ax.plot(range(len(order)), per, "o", color=palette[name], label=name, ms=5)
-        if col == "recognition_rate":
-            ax.axhline(d[d.model == MEAN].clean_recognition_rate.mean(), ls="--", color="k", lw=1, label="clean")
-        ax.set_xticks(range(len(order)), [LABELS[t] for t in order], rotation=35, ha="right")
-        ax.set(ylim=(0, 1.05), ylabel=ylabel if c == 0 else "", title=dname if r == 0 else "")
-axes[0, -1].legend(fontsize=7, loc="lower right")
-fig.suptitle(f"Occluding each technique's top {q:g}% pixels ({main_fill} fill) on held-out images: bars = mean over "
-             f"models, dots = models; hatched = RISE subset")
-fig.tight_layout()
+fig = plots.technique_bars(main_table[main_table.dataset.isin(protocols)], list(protocols), names, LABELS,
+                           f"Occluding each technique's top {q:g}% pixels ({main_fill} fill) on held-out images: "
+                           f"bars = mean over models, dots = models; hatched = RISE subset")
 plots.save_figure(fig, cfg.out(NB, "main_table"))
 
 # %% [markdown]
@@ -257,18 +190,16 @@ plots.save_figure(fig, cfg.out(NB, "main_table"))
 # `rise subset`), so the comparison is like for like.
 
 # %%
-subset_runs = [comparison.restrict(r, rise_paths[r.images.dataset.iloc[0]]) for r in runs
-               if len(r.images) and r.images.subset.iloc[0] == ALL and rise_paths[r.images.dataset.iloc[0]]]
+subset_runs = gen.subset_runs(result)
 if subset_runs:
-    sub = validation.combine([comparison.label(r, subset=RISE_SUBSET) for r in subset_runs] +
-                             [r for r in runs if len(r.images) and r.images.subset.iloc[0] == RISE_SUBSET])
-    sub_summary = validation.summarize(sub, by=["dataset", "subset"], n_boot=n_boot, seed=cfg.seed)
-    rise_table = comparison.result_table(comparison.technique_rows(sub_summary), {}, techs, fill_kinds, names)
+    sub_summary = occlusion_summary.summarize(occlusion_runner.combine(subset_runs), by=["dataset", "subset"],
+                                              n_boot=n_boot, seed=cfg.seed)
+    rise_table = gen.result_table(gen.technique_rows(sub_summary), {}, techs, fill_kinds, names)
     rise_table = rise_table[rise_table.fill == main_fill].reset_index(drop=True)
     plots.save_table(rise_table, cfg.out(NB, "rise_subset_table"))
     for dname in sorted(set(rise_table.dataset), key=list(protocols).index):
         display(Markdown(f"**{dname}**, RISE subset: recognition rate per model"))
-        display(comparison.wide(rise_table, "recognition_rate", "model", dataset=dname))
+        display(gen.wide(rise_table, "recognition_rate", "model", dataset=dname))
 else:
     rise_table = None
     display(Markdown("RISE explained every person: no subset table."))
@@ -279,10 +210,11 @@ else:
 # models; beside each technique, the range of its rate across fills (max - min).
 
 # %%
+avail = list(protocols)
 fig, axes = plots.plt.subplots(1, len(avail), figsize=((1.1 * len(fill_kinds) + 4) * len(avail), 0.5 * len(techs) + 2.2),
                                squeeze=False)
 for ax, dname in zip(axes[0], avail):
-    grid = comparison.wide(table, "recognition_rate", "fill", model=MEAN, dataset=dname).astype(float)
+    grid = gen.wide(table, "recognition_rate", "fill", model=MEAN, dataset=dname).astype(float)
     spread = grid.max(axis=1) - grid.min(axis=1)
     grid.index = [f"{t} (range {s:.3f})" for t, s in zip(grid.index, spread)]
     plots.sns.heatmap(grid, annot=True, fmt=".3f", cmap="rocket", vmin=max(0.0, grid.min().min() - 0.05), vmax=1,
@@ -291,9 +223,7 @@ for ax, dname in zip(axes[0], avail):
 fig.suptitle(f"Occlusion type (top {q:g}%, mean over {', '.join(names)})")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out(NB, "fills"))
-fill_ranges = (table[(table.model == MEAN) & (table.status == comparison.OK)]
-               .groupby(["dataset", "technique"], sort=False).recognition_rate.agg(lambda s: s.max() - s.min())
-               .rename("range across fills").reset_index())
+fill_ranges = gen.fill_ranges(table)
 fill_ranges
 
 # %% [markdown]
@@ -305,85 +235,27 @@ fill_ranges
 #   margin m (scale 64, gallery = every person's mean embedding; `saliency.image_maps(target="arcface", margin=m)`).
 # - **RISE**: the mask count and the grid's cell size (px), other settings as in the main table.
 #
-# Each setting is occluded like the main table (black fill, held-out images); best = lowest
+# Each setting is occluded like the main table (the main fill, held-out images); best = lowest
 # recognition rate (ties: larger cosine drop, then the first value; `tied_values` lists them).
 
 # %%
-sweep_parts, sweep_forwards, sweep_start = [], [], time.perf_counter()
-lfw = protocols["LFW"]
-
-
-def sweep_point(model, maps, tech, hyperparameter, value, position=np.nan):
-    """Occlude one setting's maps (main fill, no random floor) and return its sweep rows."""
-    run = validation.occlusion_experiment(cfg, model, maps, model.spec.geometry, lfw, explainer=tech,
-                                          fills=[main_fill], qs=[q], random_seeds=())
-    sweep_forwards.append(run.forward_passes)
-    return comparison.sweep_rows(validation.summarize(run, n_boot=n_boot, seed=cfg.seed), hyperparameter, value,
-                                 position)
-
-
-for name in sweep_names:
-    model = zoo[name]
-    main_pos = len(model.layers) - 1 - list(model.layers).index(main_layer[name])
-    for tech in [t for t in techs if t in GRAD_CAMS]:
-        lm = comparison.technique_maps(cfg, model, lfw, tech, layers=cam_layers(name, "LFW"))
-        sweep_forwards.append(lm.forward_passes)
-        for layer, pos in swept_layers[name]:
-            sweep_parts.append(sweep_point(model, lm.layer(layer), tech, "layer", layer, pos))
-        for value, kwargs in comparison.loss_settings(comparison.parse_list(cfg.xai_margins, float)):
-            if kwargs["target"] == "cosine":
-                maps = lm.layer(main_layer[name])
-            else:
-                other = comparison.technique_maps(cfg, model, lfw, tech, layers=[main_layer[name]], **kwargs)
-                sweep_forwards.append(other.forward_passes)
-                maps = other.layer(main_layer[name])
-            sweep_parts.append(sweep_point(model, maps, tech, "loss", value, main_pos))
-    for tech in [t for t in techs if t in RISE]:
-        for hyper, values in comparison.rise_sweep(cfg).items():
-            for value in values:
-                lm = comparison.technique_maps(cfg, model, lfw, tech, **{hyper: value})
-                sweep_forwards.append(lm.forward_passes)
-                sweep_parts.append(sweep_point(model, lm.overall(), tech, hyper, value))
-    print(f"{name}: sweeps done ({time.perf_counter() - sweep_start:.0f} s so far)")
-sweeps = pd.concat(sweep_parts, ignore_index=True) if sweep_parts else pd.DataFrame(columns=comparison.SWEEP_COLUMNS)
-best = comparison.best_settings(sweeps)
+sweep_start = time.perf_counter()
+lfw = protocols.get("LFW")
+if lfw is not None:
+    sweeps, sweep_forwards = gen.run_sweeps(cfg, zoo, lfw, techs, main_layer, swept_layers, main_fill, q, n_boot)
+else:
+    sweeps, sweep_forwards = pd.DataFrame(columns=gen.SWEEP_COLUMNS), 0
+best = gen.best_settings(sweeps)
 plots.save_table(sweeps, cfg.out(NB, "sweeps"))
 plots.save_table(best, cfg.out(NB, "best_settings"))
-print(f"sweeps: {len(sweeps)} rows, {sum(sweep_forwards)} forward passes, {time.perf_counter() - sweep_start:.0f} s")
+print(f"sweeps: {len(sweeps)} rows, {sweep_forwards} forward passes, {time.perf_counter() - sweep_start:.0f} s")
 best
 
-
 # %%
-def sweep_figure(d, panel, stem, title):
-    """Recognition rate (top) and cosine drop (bottom) along a sweep's ``x`` labels: one panel per ``panel`` value,
-    a line per technique (and model)."""
-    if d.empty:
-        return
-    panels = list(dict.fromkeys(d[panel]))
-    fig, axes = plots.plt.subplots(2, len(panels), figsize=(max(5.0, 0.6 * d.x.nunique() + 2.5) * len(panels), 5.8),
-                                   squeeze=False, sharey="row")
-    for c, value in enumerate(panels):
-        for (tech, name), g in d[d[panel] == value].groupby(["technique", "model"], sort=False):
-            for r, col in enumerate(["recognition_rate", "mean_drop"]):
-                axes[r, c].plot(g.x, g[col], "o-", label=LABELS[tech] + ("" if panel == "model" else f" / {name}"))
-        axes[0, c].set(title=str(value), ylim=(0, 1.05))
-        axes[1, c].tick_params(axis="x", rotation=35)
-        axes[0, c].tick_params(axis="x", labelbottom=False)
-    axes[0, 0].set_ylabel("recognition rate")
-    axes[1, 0].set_ylabel("cosine drop")
-    axes[0, -1].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    plots.save_figure(fig, cfg.out(NB, stem))
-
-
-layer_rows = sweeps[sweeps.hyperparameter == "layer"].sort_values("position", ascending=False, kind="stable")
-sweep_figure(layer_rows.assign(x=[f"{v} ({int(k)})" for v, k in zip(layer_rows.value, layer_rows.position)]), "model",
-             "sweep_layer", f"Layer (position from the end; 0 = last), cosine target, {main_fill} fill, top {q:g}%")
-sweep_figure(sweeps[sweeps.hyperparameter == "loss"].assign(x=lambda d: d.value.astype(str)), "model", "sweep_loss",
-             f"Loss: cosine vs ArcFace margin (main layer, {main_fill} fill, top {q:g}%)")
-sweep_figure(sweeps[sweeps.hyperparameter.isin(["n_masks", "cell_size"])].assign(x=lambda d: d.value.astype(str)),
-             "hyperparameter", "sweep_rise", f"RISE: mask count and grid cell size, px ({main_fill} fill, top {q:g}%)")
+for stem, rows, panel, title in gen.sweep_panels(sweeps, main_fill, q):
+    fig = plots.sweep_lines(rows, panel, LABELS, title)
+    if fig is not None:
+        plots.save_figure(fig, cfg.out(NB, stem))
 
 # %% [markdown]
 # ## Cost: wall time per image, beside the quality
@@ -396,18 +268,9 @@ sweep_figure(sweeps[sweeps.hyperparameter.isin(["n_masks", "cell_size"])].assign
 # rate of the same model.
 
 # %%
-cost_paths = sorted(lfw.generation_paths)[:cfg.xai_cost_images]
-cost_rows = []
-for name, model in zoo.items():
-    crops, _ = study.crops(cfg, cost_paths, model.spec.geometry)
-    for tech in techs:
-        n, repeats = (1, 1) if tech in RISE else (len(crops), 3)
-        sec = comparison.time_explainer(model, crops[:n], tech, layers=[main_layer[name]] if tech in GRAD_CAMS else None,
-                                        n_masks=cfg.rise_masks, seed=cfg.seed, repeats=repeats)
-        cost_rows.append(comparison.cost_row(tech, name, sec, n, cfg.rise_masks if tech in RISE else 0, repeats))
-cost = pd.DataFrame(cost_rows, columns=comparison.COST_COLUMNS)
+cost = gen.cost_table(cfg, zoo, protocols[first], techs, main_layer)
 plots.save_table(cost, cfg.out(NB, "cost"))
-quality = main_table[(main_table.dataset == "LFW") & (main_table.model != MEAN)][["technique", "model",
+quality = main_table[(main_table.dataset == first) & (main_table.model != MEAN)][["technique", "model",
                                                                                   "recognition_rate", "subset"]]
 cost_quality = cost.merge(quality, on=["technique", "model"], how="left")
 fig, ax = plots.plt.subplots(figsize=(6.4, 4.2))
@@ -419,11 +282,11 @@ for tech in techs:
     ax.scatter([], [], color=colours[tech], label=LABELS[tech])
 for name in names:
     ax.scatter([], [], marker=markers[name], color="grey", label=name)
-floor = main_table[(main_table.dataset == "LFW") & (main_table.model == MEAN) & (main_table.technique == RANDOM)]
+floor = main_table[(main_table.dataset == first) & (main_table.model == MEAN) & (main_table.technique == RANDOM)]
 if len(floor):
     ax.axhline(floor.recognition_rate.iloc[0], ls=":", color="grey", label="random pixels (mean)")
 ax.set(xscale="log", xlabel="seconds per image (this machine)", ylabel="recognition rate after occlusion",
-       ylim=(0, 1.05), title="Cost vs quality (LFW; lower rate = regions matter more)")
+       ylim=(0, 1.05), title=f"Cost vs quality ({first}; lower rate = regions matter more)")
 ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out(NB, "cost_quality"))
@@ -459,9 +322,12 @@ for r in best.itertuples():
 fastest = cost.groupby("technique").seconds_per_image.mean().sort_values()
 lines.append("- Cost (mean over models, s/image): " + ", ".join(f"{LABELS[t]} {v:.3g}" for t, v in fastest.items())
              + ".")
-if (main_table.published_recognition_rate == comparison.NOT_GIVEN).any():
-    lines.append("- The second work's Table 1 values are not recorded in `facexai.published` "
-                 "(column `published`: not given here).")
+missing = main_table[(main_table.model == MEAN) & (main_table.technique != RANDOM)
+                     & (main_table.published_recognition_rate == gen.NOT_GIVEN)]
+if len(missing):
+    lines.append("- No value of the second work's Table 1 in `facexai.published` for: "
+                 + ", ".join(f"{LABELS[t]} on {d}" for t, d in zip(missing.technique, missing.dataset))
+                 + " (column `published`: not given here).")
 if RISE_SUBSET in set(main_table.subset):
     lines.append(f"- S-RISE / CorrRISE rows cover the RISE subset only ({cfg.rise_masks} masks, "
                  f"{n_rise_images} generation images); the paper profile explains everyone with 4000 masks.")

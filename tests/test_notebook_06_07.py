@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facexai import occlusion
+from facexai import occlusion, occlusion_summary
 from facexai.published import PUBLISHED
 
 MODELS = {"SFACE", "DLIB"}  # the smoke profile's models
@@ -97,7 +97,27 @@ def test_transfer_table(out07, out06, smoke_run):
             ref = s[(s.model == r.evaluation) & (s.selection == sel)].iloc[0]
             assert r.mean_drop == pytest.approx(ref.mean_drop, abs=1e-9)
             assert r.recognition_rate == pytest.approx(ref.recognition_rate)
-    for stem in ["transfer_heatmaps", "warped_masks"]:
+    for stem in ["transfer_heatmaps", "warped_masks", "transfer_heatmaps_gradcampp"]:
         assert (out07 / f"{stem}.png").stat().st_size > 1000
     reading = _markdown(smoke_run[2], "07_transferability")
-    assert "Black-box stronger than white-box, by recognition rate" in reading
+    assert "LEAM: black-box stronger than white-box, by recognition rate" in reading
+    assert "Grad-CAM++: black-box stronger than white-box, by recognition rate" in reading
+
+
+def test_gradcampp_transfer_table_and_table2(out07):
+    """The poster's explainer gets its own Table 2 analogue, in the layout the ledger reads."""
+    t = pd.read_csv(out07 / "transfer_table_gradcampp.csv")
+    assert list(t.columns) == occlusion_summary.TRANSFER_COLUMNS and (t.explainer == "gradcam++").all()
+    assert len(t) == len(MODELS) ** 2 + len(MODELS) and set(t.generation) == MODELS | {"random"}
+    leam = pd.read_csv(out07 / "transfer_table.csv")
+    floor = lambda d: d[d.generation == "random"].set_index("evaluation").recognition_rate.sort_index()  # noqa: E731
+    pd.testing.assert_series_equal(floor(t), floor(leam))  # same random pixels, same images: the same floor
+    for stem, table in [("transfer_table2_recognition", leam), ("transfer_table2_recognition_gradcampp", t)]:
+        grid = pd.read_csv(out07 / f"{stem}.csv").set_index(occlusion_summary.TABLE2_INDEX)
+        assert list(grid.index) == [*sorted(MODELS, key=list(grid.columns).index), "random", occlusion_summary.CLEAN_ROW]
+        cells = table.set_index(["generation", "evaluation"]).recognition_rate
+        for gen_model in [*grid.columns, "random"]:
+            for ev in grid.columns:
+                assert grid.loc[gen_model, ev] == pytest.approx(cells[(gen_model, ev)])  # rows generation, cols evaluation
+        clean = table.drop_duplicates("evaluation").set_index("evaluation").clean_recognition_rate
+        assert (grid.loc[occlusion_summary.CLEAN_ROW] == clean.reindex(grid.columns)).all()

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from facexai import embed, profiles, saliency, study
+from facexai import embed, profiles, saliency, study, techniques
 from facexai.explain import LEAM, person_target
 from facexai.models import load_model
 
@@ -32,7 +32,7 @@ def test_maps_match_direct_leam_and_are_cached(setup, monkeypatch):
     direct = LEAM(model, {n: model.layer_path(n) for n in ["conv_6", "conv_14"]})(x, tgt).numpy()
     np.testing.assert_allclose(ms.maps.astype(np.float32), direct, atol=1e-3 * direct.max())
     # a second call reads the cache: no explainer runs
-    monkeypatch.setattr(saliency, "CAM_EXPLAINERS", {"leam": None})
+    monkeypatch.setattr(saliency, "cam_runner", None)
     again = saliency.image_maps(cfg, model, images, layers=["conv_6", "conv_14"])
     np.testing.assert_array_equal(again.maps, ms.maps)
 
@@ -54,3 +54,20 @@ def test_unknown_explainer_and_layer(setup):
         saliency.image_maps(cfg, model, images, explainer="magic")
     with pytest.raises(ValueError, match="unknown layer 'conv_99'"):
         saliency.image_maps(cfg, model, images, layers=["conv_99"])
+    with pytest.raises(ValueError, match=r"no setting\(s\) \['n_masks'\]"):
+        saliency.image_maps(cfg, model, images, n_masks=10)  # a RISE setting given to LEAM
+
+
+def test_settings_object_equals_overrides_and_policy_layers(setup):
+    cfg, model, images = setup
+    tech = techniques.get("leam")
+    by_object = saliency.image_maps(cfg, model, images, layers=["conv_14"],
+                                    settings=tech.settings(weighting="gradcam"))
+    by_name = saliency.image_maps(cfg, model, images, layers=["conv_14"], weighting="gradcam")
+    np.testing.assert_array_equal(by_object.maps, by_name.maps)
+    default = saliency.image_maps(cfg, model, images, layers=["conv_14"])
+    assert not np.array_equal(default.maps, by_name.maps)  # the weighting reaches the explainer and the cache key
+    one = saliency.image_maps(cfg, model, images, explainer="gradcam")  # policy: the method's cam_layer
+    assert one.layers == [list(model.layers)[-2]] and one.geometry == "arcface112"
+    with pytest.raises(TypeError, match="takes CamSettings"):
+        saliency.image_maps(cfg, model, images, explainer="gradcam", settings=techniques.get("srise").settings())

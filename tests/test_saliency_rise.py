@@ -1,10 +1,12 @@
 """RISE family in the saliency store: maps equal direct S-RISE / CorrRISE calls, one shared cache, subsets."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from facexai import embed, profiles, saliency, study
+from facexai import embed, profiles, saliency, study, techniques
 from facexai.explain import SRISE, CorrRISE, person_target
 from facexai.models import load_model
 
@@ -45,7 +47,7 @@ def test_maps_equal_direct_calls_and_share_one_cache(setup, monkeypatch):
     want = as_map(s - s.min((-2, -1), keepdims=True))
     np.testing.assert_allclose(ms.maps[:, 0].astype(np.float32), want, atol=2e-3 * want.max())
     # CorrRISE comes from the same masked forward passes: no explainer may run now
-    monkeypatch.setattr(saliency, "SRISEAndCorrRISE", None)
+    monkeypatch.setattr(saliency, "rise_runner", None)
     corr = saliency.image_maps(cfg, model, images, explainer="corrrise", **RISE)
     want = as_map(np.clip(direct(CorrRISE, setup), 0, None))
     assert corr.layers == ["input"] and corr.explainer == "corrrise"
@@ -64,6 +66,27 @@ def test_subset_keeps_the_full_references(setup):
     # a data frame of just those images would use two-image references: different maps
     alone = saliency.image_maps(cfg, model, images.iloc[:2], explainer="corrrise", **RISE)
     assert np.abs(alone.maps.astype(np.float32) - want).max() > 0.05 * want.max()
+
+
+def test_rise_explains_the_profiles_image_subset_unless_told(setup):
+    cfg, model, images, _, _ = setup
+    few = replace(cfg, rise_images=2)  # whole people until >= 2 images: one person of three images
+    sub = saliency.image_maps(few, model, images, explainer="srise", **RISE)
+    assert len(sub.images) == 3 and sub.images.identity.nunique() == 1
+    every = saliency.image_maps(few, model, images, explainer="srise", max_images=0, **RISE)
+    assert len(every.images) == 6
+    full = saliency.image_maps(cfg, model, images, explainer="srise", **RISE)
+    rows = full.images.path.isin(sub.images.path).to_numpy()
+    np.testing.assert_array_equal(sub.maps, full.maps[rows])  # same references: the same maps
+
+
+def test_family_runner_planes_equal_single_explainers(setup):
+    cfg, model, _, x, tgt = setup
+    settings = techniques.get("srise").settings(n_masks=12, batch_size=5)
+    planes = saliency.rise_runner(model, settings, cfg.seed, progress=False)(x, tgt).numpy()
+    assert planes.shape == (6, 2, 112, 112)
+    np.testing.assert_allclose(planes[:, 0], direct(SRISE, setup), rtol=1e-5)
+    np.testing.assert_allclose(planes[:, 1], direct(CorrRISE, setup), rtol=1e-5, atol=1e-6)
 
 
 def test_select_rows_takes_whole_individuals():
@@ -86,5 +109,5 @@ def test_rise_rejects_layers_and_unknown_names(setup):
     cfg, model, images, _, _ = setup
     with pytest.raises(ValueError, match="explains the input"):
         saliency.image_maps(cfg, model, images, explainer="srise", layers=["conv_6"], **RISE)
-    with pytest.raises(ValueError, match="valid: .*corrrise"):
+    with pytest.raises(ValueError, match="unknown explainer 'rise'; valid: .*corrrise"):
         saliency.image_maps(cfg, model, images, explainer="rise")

@@ -1,4 +1,4 @@
-"""Occlusion runner: which pixels and which images it occludes, cross-geometry warps, and its accuracy numbers.
+"""Occlusion protocol, runner and summaries: which pixels and which images it occludes, cross-geometry warps, and its accuracy numbers.
 
 A transparent fake model (8x8 average pooling of the input) stands in for a face model; a forward
 hook records every image the runner feeds it, so the tests see exactly what was occluded. Images
@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facexai import align, metrics, occlusion, profiles, study, validation
+from facexai import align, metrics, occlusion, profiles, study
+from facexai import occlusion_protocol as protocol_mod
+from facexai import occlusion_runner as runner
+from facexai import occlusion_summary as summary_mod
+from facexai import person_maps as person_maps_mod
+from facexai.person_maps import PersonMaps
 from facexai.explain import critical_mask
 from facexai.explain.topk import top_k
 from facexai.published import PUBLISHED
@@ -67,11 +72,11 @@ def test_runner_occludes_exactly_the_top_k_pixels(setup):
     cfg, st = setup
     model = FakeModel("arcface112", "FAKE_TOPK")
     seen = record(model)
-    protocol = validation.make_protocol(st, 1, seed=0)
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
     rng = np.random.default_rng(1)
     maps = {p: rng.random((112, 112)).astype(np.float32) for p in protocol.generation}
-    run = validation.occlusion_experiment(cfg, model, maps, "arcface112", protocol, fills=["black"],
-                                          qs=[1.0, 2.5], random_seeds=[0, 1])
+    run = runner.occlusion_experiment(cfg, model, PersonMaps.from_arrays(model.spec.name, "arcface112", "leam", maps),
+                                      protocol, fills=["black"], qs=[1.0, 2.5], random_seeds=[0, 1])
     got = _hashes(seen)
     people = sorted(protocol.evaluation)
     paths = [protocol.evaluation[p][0] for p in people]
@@ -85,7 +90,7 @@ def test_runner_occludes_exactly_the_top_k_pixels(setup):
             assert set(np.flatnonzero(mask[i])) == set(np.argsort(-flat[i], kind="stable")[:k])
         assert _hashes(occlusion.fill(crops, mask, "black")) <= got
         for s in (0, 1):
-            rand = validation.random_masks(keys, 112, k, validation._mask_seed(cfg, s))
+            rand = runner.random_masks(keys, 112, k, runner.mask_seed(cfg, s))
             assert (rand.sum((1, 2)) == k).all()
             assert _hashes(occlusion.fill(crops, rand, "black")) <= got
         rows = run.images[run.images.q == q]
@@ -97,7 +102,7 @@ def test_map_peaked_at_the_nose_in_one_geometry_occludes_the_nose_in_another(set
     cfg, st = setup
     model = FakeModel("dlib150", "FAKE_NOSE")
     seen = record(model)
-    protocol = validation.make_protocol(st, 1, seed=0)
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
     people = sorted(protocol.evaluation)
     paths = [protocol.evaluation[p][0] for p in people]
     res = align.align_paths(paths, ["arcface112", "dlib150"], cfg.cache_root)
@@ -106,8 +111,9 @@ def test_map_peaked_at_the_nose_in_one_geometry_occludes_the_nose_in_another(set
     for i, who in enumerate(people):  # each person's map peaks where its held-out image's nose is, in geometry A
         x, y = align.transform_points(res.landmarks[i, 2], res.matrices["arcface112"][i])
         maps[who] = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.0 ** 2)).astype(np.float32)
-    validation.occlusion_experiment(cfg, model, maps, "arcface112", protocol, fills=["white"], qs=[0.15],
-                                    random_seeds=())
+    source = PersonMaps.from_arrays("FAKE_A", "arcface112", "leam", maps)
+    run = runner.occlusion_experiment(cfg, model, source, protocol, fills=["white"], qs=[0.15], random_seeds=())
+    assert (run.images.generation_model == "FAKE_A").all() and (run.images.model == "FAKE_NOSE").all()
     crops, _ = study.crops(cfg, paths, "dlib150")
     for i, crop in enumerate(crops):
         diffs = [(img != crop).any(-1) for img in seen if img.shape == crop.shape]
@@ -127,10 +133,11 @@ def test_in_sample_flag_changes_the_occluded_images_and_default_never_touches_ge
     for in_sample in (False, True):
         model = FakeModel("arcface112", f"FAKE_SPLIT_{in_sample}")
         seen = record(model)
-        protocol = validation.make_protocol(st, 1, seed=0, in_sample=in_sample)
+        protocol = protocol_mod.make_protocol(st, 1, seed=0, in_sample=in_sample)
         maps = {p: np.random.default_rng(2).random((112, 112)).astype(np.float32) for p in protocol.generation}
-        run = validation.occlusion_experiment(cfg, model, maps, "arcface112", protocol, fills=["black"],
-                                              random_seeds=[0])
+        run = runner.occlusion_experiment(cfg, model, PersonMaps.from_arrays(model.spec.name, "arcface112", "gradcam", maps),
+                                          protocol, fills=["black"], random_seeds=[0])
+        assert (run.images.explainer == "gradcam").all()
         gen = set(protocol.generation_paths)
         held = {p for v in protocol.evaluation.values() for p in v}
         assert not gen & held and gen | held == set(st.images.path)
@@ -147,47 +154,71 @@ def test_in_sample_flag_changes_the_occluded_images_and_default_never_touches_ge
 
 def test_generation_maps_never_see_held_out_images(setup, monkeypatch):
     cfg, st = setup
-    protocol = validation.make_protocol(st, 1, seed=0)
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
     calls = []
 
     def fake_image_maps(cfg, model, images, **kw):
         calls.append(set(images.path))
         maps = np.ones((len(images), 2, 112, 112), np.float16) / 112 ** 2
         from facexai.saliency import MapSet
-        return MapSet("X", "leam", ["a", "b"], images.reset_index(drop=True), maps)
+        return MapSet("X", kw["explainer"], ["a", "b"], images.reset_index(drop=True), maps, "arcface112")
 
-    monkeypatch.setattr(validation.saliency, "image_maps", fake_image_maps)
-    out = validation.generation_maps(cfg, None, protocol)
-    assert calls[-1] == set(protocol.generation_paths) and set(out) == set(protocol.generation)
-    validation.generation_maps(cfg, None, protocol, map_images="all")
+    from facexai import saliency
+    monkeypatch.setattr(saliency, "image_maps", fake_image_maps)
+    model = FakeModel("arcface112", "X")
+    out = person_maps_mod.generation_maps(cfg, model, protocol, "layercam")
+    assert calls[-1] == set(protocol.generation_paths) and set(out.identities) == set(protocol.generation)
+    assert (out.model, out.geometry, out.technique, out.layers) == ("X", "arcface112", "layercam", ["a", "b"])
+    assert all(set(paths) == set(protocol.generation[who]) for who, paths in out.images.items())
+    everything = person_maps_mod.generation_maps(cfg, model, protocol, map_images="all")
     assert calls[-1] == set(st.images.path)
+    assert all(set(paths) == set(protocol.generation[who]) for who, paths in everything.images.items())
     with pytest.raises(ValueError, match="map_images"):
-        validation.generation_maps(cfg, None, protocol, map_images="eval")
+        person_maps_mod.generation_maps(cfg, model, protocol, map_images="eval")
+
+
+def test_person_maps_type():
+    images = pd.DataFrame({"identity": ["a", "a", "b"], "path": ["a1", "a2", "b1"]})
+    maps = np.stack([np.full((2, 4, 4), v, np.float16) for v in (1.0, 3.0, 2.0)])
+    maps[:, 1, 0, 0] = 10.0  # layer 1 peaks in a corner
+    pm = PersonMaps.from_image_maps("M", "arcface112", "leam", ["l0", "l1"], images, maps, ["a1", "b1"])
+    assert pm.identities == ["a", "b"] and pm.images == {"a": ["a1"], "b": ["b1"]}
+    np.testing.assert_allclose(pm.maps.sum((-2, -1)), 1.0, rtol=1e-6)
+    assert pm.maps.shape == (2, 2, 4, 4) and pm.layer("l1").maps.shape == (2, 1, 4, 4)
+    np.testing.assert_allclose(pm.overall(), pm.maps.mean(1))
+    np.testing.assert_allclose(pm.of(["b", "a", "b"]), pm.overall()[[1, 0, 1]])
+    assert "a" in pm and "c" not in pm and len(pm) == 2
+    with pytest.raises(KeyError, match="not explained"):
+        pm.layer("l9")
+    with pytest.raises(KeyError, match="no person map"):
+        pm.of(["c"])
+    with pytest.raises(ValueError, match="person=2, layer=1"):
+        PersonMaps("M", "g", "leam", ["x"], ["a", "b"], {}, np.ones((2, 2, 4, 4)))
 
 
 def test_person_maps_of_the_wrong_size_are_rejected(setup):
     cfg, st = setup
-    protocol = validation.make_protocol(st, 1, seed=0)
-    maps = {p: np.ones((100, 100), np.float32) for p in protocol.generation}
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
+    maps = PersonMaps.from_arrays("FAKE_SIZE", "arcface112", "leam",
+                                  {p: np.ones((100, 100), np.float32) for p in protocol.generation})
     with pytest.raises(ValueError, match="112x112"):
-        validation.occlusion_experiment(cfg, FakeModel("arcface112", "FAKE_SIZE"), maps, "arcface112", protocol)
+        runner.occlusion_experiment(cfg, FakeModel("arcface112", "FAKE_SIZE"), maps, protocol)
     with pytest.raises(ValueError, match="unknown fill"):
-        validation.occlusion_experiment(cfg, FakeModel("arcface112", "FAKE_SIZE"), maps, "arcface112", protocol,
-                                        fills=["pink"])
+        runner.occlusion_experiment(cfg, FakeModel("arcface112", "FAKE_SIZE"), maps, protocol, fills=["pink"])
 
 
 def test_occlusion_keys_and_noise_do_not_depend_on_batch_order():
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     keys = [f"k{i}" for i in range(4)]
-    masks = validation.random_masks(keys, 16, 10, seed=3)
-    np.testing.assert_array_equal(validation.random_masks(keys[::-1], 16, 10, seed=3), masks[::-1])
-    out, okeys = validation.occlude(crops, masks, "random", keys, seed=1)
-    rev, rkeys = validation.occlude(crops[::-1], masks[::-1], "random", keys[::-1], seed=1)
+    masks = runner.random_masks(keys, 16, 10, seed=3)
+    np.testing.assert_array_equal(runner.random_masks(keys[::-1], 16, 10, seed=3), masks[::-1])
+    out, okeys = runner.occlude(crops, masks, "random", keys, seed=1)
+    rev, rkeys = runner.occlude(crops[::-1], masks[::-1], "random", keys[::-1], seed=1)
     np.testing.assert_array_equal(rev, out[::-1])
     assert rkeys == okeys[::-1] and len(set(okeys)) == 4
     assert (out[~masks] == crops[~masks]).all()
-    _, other = validation.occlude(crops, masks[[1, 0, 2, 3]], "random", keys, seed=1)
+    _, other = runner.occlude(crops, masks[[1, 0, 2, 3]], "random", keys, seed=1)
     assert other[0] != okeys[0] and other[2] == okeys[2]  # the key carries the mask
 
 
@@ -206,7 +237,7 @@ def test_clean_threshold_recognition_rate_and_balanced_accuracy_by_hand():
             rows.append((fold, a, b, bool(same)))
     pairs = pd.DataFrame(rows, columns=["fold", "path_a", "path_b", "same"])
     # fold 0 is tested with the threshold fit on fold 1: (0.5 + 0.6) / 2 = 0.55; fold 1 with fold 0's: 0.5
-    assert validation.model_threshold(clean, pairs) == pytest.approx(0.525)
+    assert runner.model_threshold(clean, pairs) == pytest.approx(0.525)
 
     cond = dict(model="M", generation_model="M", explainer="leam", in_sample=False, fill="black", q=1.0)
     images = pd.DataFrame([{**cond, "selection": "critical", "seed": -1, "path": p, "drop": d,
@@ -221,7 +252,7 @@ def test_clean_threshold_recognition_rate_and_balanced_accuracy_by_hand():
                          + [{**cond, "selection": "critical", "seed": -1, "path": "x", "partner": f"n{i}",
                              "same": False, "clean_score": c, "occluded_score": s, "threshold": 0.5}
                             for i, (s, c) in enumerate(zip(impostor, [0.45, 0.6]))])  # clean: 1 of 2 rejected
-    out = validation.summarize(validation.OcclusionRun(images, pairs), n_boot=200).set_index("selection")
+    out = summary_mod.summarize(runner.OcclusionRun(images, pairs), n_boot=200).set_index("selection")
     crit, rand = out.loc["critical"], out.loc["random"]
     assert crit.mean_drop == pytest.approx(0.2) and crit.n_images == 2
     assert rand.mean_drop == pytest.approx(0.03) and rand.n_images == 2 and rand.n_seeds == 2
@@ -234,7 +265,7 @@ def test_clean_threshold_recognition_rate_and_balanced_accuracy_by_hand():
 
 def test_pairs_built_or_official(setup):
     _, st = setup
-    protocol = validation.make_protocol(st, 1, seed=0, n_impostors=3)
+    protocol = protocol_mod.make_protocol(st, 1, seed=0, n_impostors=3)
     held = {p for v in protocol.evaluation.values() for p in v}
     owner = dict(zip(st.images.path, st.images.identity))
     assert set(protocol.pairs.path) == held
@@ -249,13 +280,13 @@ def test_pairs_built_or_official(setup):
     official_pairs = pd.DataFrame([(0, g0, h0, True), (0, h1, g2, False), (1, g0, g2, False)],
                                   columns=["fold", "path_a", "path_b", "same"])
     st2 = study.Study(st.images, official_pairs, st.failures, {})
-    official = validation.make_protocol(st2, 1, seed=0, official=True, min_official_pairs=1)
+    official = protocol_mod.make_protocol(st2, 1, seed=0, official=True, min_official_pairs=1)
     assert official.pair_source.startswith("official")
     expected = [(people[0], h0, g0, True), (people[1], h1, g2, False)]  # turned so the held-out image comes first
     assert list(official.pairs.itertuples(index=False, name=None)) == expected
-    too_few = validation.make_protocol(st, 1, seed=0, official=True, min_official_pairs=1000)
+    too_few = protocol_mod.make_protocol(st, 1, seed=0, official=True, min_official_pairs=1000)
     assert "official pairs too few" in too_few.pair_source
-    pd.testing.assert_frame_equal(too_few.pairs, validation.make_protocol(st, 1, seed=0).pairs)
+    pd.testing.assert_frame_equal(too_few.pairs, protocol_mod.make_protocol(st, 1, seed=0).pairs)
 
 
 def test_read_attributes_lists_and_csv(tmp_path):
@@ -264,20 +295,20 @@ def test_read_attributes_lists_and_csv(tmp_path):
                                     "/d/Cy/Cy_0001.jpg"]})
     (tmp_path / "female_names.txt").write_text("Ann_0001.jpg\nAnn_0002.jpg\nZed_0001.jpg\n")
     (tmp_path / "male_names.txt").write_text("Bob_0001.jpg\nAnn_0002.jpg\n")
-    groups, report = validation.read_attributes([tmp_path / "female_names.txt", tmp_path / "male_names.txt"], images)
+    groups, report = summary_mod.read_attributes([tmp_path / "female_names.txt", tmp_path / "male_names.txt"], images)
     assert groups.to_dict() == {"/d/Ann/Ann_0001.jpg": "female", "/d/Bob/Bob_0001.jpg": "male"}
     assert report["conflicts"] == 1 and report["gaps"] == 1 and report["entries_in_two_groups"] == 1
     assert report["conflict_examples"] == ["Ann_0002.jpg"] and report["gap_examples"] == ["Cy_0001.jpg"]
     csv = tmp_path / "groups.csv"
     csv.write_text("path_or_name,group\nAnn,a\n/d/Bob/Bob_0001.jpg,b\nCy_0001.jpg,c\n")
-    groups, report = validation.read_attributes([csv], images)
+    groups, report = summary_mod.read_attributes([csv], images)
     assert groups.to_dict() == {"/d/Ann/Ann_0001.jpg": "a", "/d/Ann/Ann_0002.jpg": "a",
                                 "/d/Bob/Bob_0001.jpg": "b", "/d/Cy/Cy_0001.jpg": "c"}
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        validation.read_attributes([tmp_path / "nope.csv"], images)
+        summary_mod.read_attributes([tmp_path / "nope.csv"], images)
     (tmp_path / "bad.csv").write_text("name,label\nAnn,a\n")
     with pytest.raises(ValueError, match="path_or_name,group"):
-        validation.read_attributes([tmp_path / "bad.csv"], images)
+        summary_mod.read_attributes([tmp_path / "bad.csv"], images)
 
 
 def test_transfer_table_and_published_comparison():
@@ -290,11 +321,51 @@ def test_transfer_table_and_published_comparison():
                              clean_recognition_rate=0.95))
             rows.append({**rows[-1], "selection": "random", "mean_drop": 0.02, "recognition_rate": 0.9})
     summary = pd.DataFrame(rows)
-    table = validation.transfer_table(summary)
+    table = summary_mod.transfer_table(summary)
     assert len(table) == 4 + 2 and sorted(table.generation.unique()) == ["A", "B", "random"]
     assert (table[table.generation == "random"].recognition_rate == 0.9).all()
-    comp = validation.published_comparison(summary).set_index(["selection", "model"])
+    comp = summary_mod.published_comparison(summary).set_index(["selection", "model"])
     assert len(comp) == 4  # same-model rows only: 2 models x (critical, random)
     pub = PUBLISHED["occlusion_drop"].values  # read from the one place the numbers are typed
     assert comp.loc[("critical", "A")].published == pub["map"] and comp.loc[("critical", "A")].ours == 0.1
     assert comp.loc[("random", "B")].published == pub["random"] and comp.loc[("random", "B")].ours == 0.02
+    assert list(table.columns) == summary_mod.TRANSFER_COLUMNS and list(comp.reset_index().columns) != []
+    grid = summary_mod.table2(table.assign(recognition_rate=[0.1, 0.2, 0.3, 0.4, 0.8, 0.9]), ["A", "B"])
+    assert list(grid.index) == ["A", "B", summary_mod.RANDOM_ROW, summary_mod.CLEAN_ROW] and list(grid.columns) == ["A", "B"]
+    assert grid.index.name == summary_mod.TABLE2_INDEX
+    # rows generation, columns evaluation: the (generation B, evaluation A) cell is B's maps on model A
+    cell = table.assign(recognition_rate=[0.1, 0.2, 0.3, 0.4, 0.8, 0.9]).set_index(["generation", "evaluation"])
+    assert grid.loc["B", "A"] == cell.loc[("B", "A"), "recognition_rate"]
+    assert grid.loc["random", "B"] == cell.loc[("random", "B"), "recognition_rate"]
+    assert (grid.loc[summary_mod.CLEAN_ROW] == 0.95).all()
+    drops = summary_mod.table2(table, ["A", "B"], "mean_drop")
+    assert summary_mod.CLEAN_ROW not in drops.index and drops.loc["A", "B"] == 0.1
+
+
+def test_summary_columns_are_the_schema(setup):
+    cfg, st = setup
+    model = FakeModel("arcface112", "FAKE_SCHEMA")
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
+    maps = PersonMaps.from_arrays("FAKE_SCHEMA", "arcface112", "leam",
+                                  {p: np.random.default_rng(3).random((112, 112)) for p in protocol.generation})
+    out = summary_mod.summarize(runner.occlusion_experiment(cfg, model, maps, protocol), n_boot=50)
+    assert set(summary_mod.SUMMARY_COLUMNS) <= set(out.columns)
+    assert set(summary_mod.SUMMARY_NUMERIC) <= set(summary_mod.SUMMARY_COLUMNS)
+    assert all(pd.api.types.is_numeric_dtype(out[c]) for c in summary_mod.SUMMARY_NUMERIC)
+    assert list(summary_mod.published_comparison(out).columns) == summary_mod.PUBLISHED_COLUMNS
+
+
+def test_transfer_experiment_crosses_every_generation_and_evaluation_model(setup):
+    cfg, st = setup
+    zoo = {"FAKE_TA": FakeModel("arcface112", "FAKE_TA"), "FAKE_TB": FakeModel("dlib150", "FAKE_TB")}
+    protocol = protocol_mod.make_protocol(st, 1, seed=0)
+    rng = np.random.default_rng(4)
+    maps = {name: PersonMaps.from_arrays(name, m.spec.geometry, "gradcam++",
+                                         {p: rng.random((align.GEOMETRIES[m.spec.geometry].size,) * 2)
+                                          for p in protocol.generation}) for name, m in zoo.items()}
+    run = runner.transfer_experiment(cfg, zoo, maps, protocol, fill="black", q=1.0, random_seeds=[0])
+    crit = run.images[run.images.selection == "critical"]
+    assert set(zip(crit.generation_model, crit.model)) == {(g, e) for g in zoo for e in zoo}
+    rand = run.images[run.images.selection == "random"]
+    assert set(zip(rand.generation_model, rand.model)) == {(e, e) for e in zoo}  # the floor once per evaluation model
+    assert (run.images.explainer == "gradcam++").all()

@@ -99,10 +99,39 @@ class PearsonAccumulator:
         return (n * self.sum_ms - self.sum_m * self.sum_s) / torch.sqrt(var_m * var_s)
 
 
-class _RISE:
-    """Shared loop: every chunk of masks is applied to each image and scored in one forward."""
+class WeightedMaskSum:
+    """S-RISE's sum: saliency = sum_i s_i M_i / (N p), streamed over chunks of masks (float64)."""
 
     min_masks = 1
+
+    def __init__(self, n_pixels: int, device: str | torch.device, n_masks: int, p: float):
+        self.total = torch.zeros(n_pixels, dtype=torch.float64, device=device)
+        self.scale = n_masks * p
+
+    def update(self, masks: torch.Tensor, scores: torch.Tensor) -> None:
+        self.total += scores.double() @ masks.double()
+
+    def result(self) -> torch.Tensor:
+        return self.total / self.scale
+
+
+class MaskScoreCorrelation(PearsonAccumulator):
+    """CorrRISE's statistic: per-pixel Pearson correlation of mask value and score."""
+
+    min_masks = 2
+
+    def __init__(self, n_pixels: int, device: str | torch.device, n_masks: int, p: float):
+        super().__init__(n_pixels, device)
+
+
+class _RISE:
+    """Shared loop: every chunk of masks is applied to each image and scored in one forward.
+
+    A subclass names its ``statistics``: one accumulator class per output plane, all fed the same
+    masks and scores (so several RISE variants share one set of masked forward passes).
+    """
+
+    statistics: tuple[type, ...] = ()
 
     def __init__(self, model: nn.Module, n_masks: int = 4000, cell_size: int = 16, p: float = 0.5,
                  seed: int = 0, batch_size: int = 64, fill: float | torch.Tensor = 0.0,
@@ -110,15 +139,16 @@ class _RISE:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_mask_params(n_masks, cell_size, p)
-        if n_masks < self.min_masks:
-            raise ValueError(f"{type(self).__name__} needs n_masks >= {self.min_masks}, got {n_masks}")
+        min_masks = max(stat.min_masks for stat in self.statistics)
+        if n_masks < min_masks:
+            raise ValueError(f"{type(self).__name__} needs n_masks >= {min_masks}, got {n_masks}")
         self.model = model.eval()
         self.n_masks, self.cell_size, self.p, self.seed = n_masks, cell_size, p, seed
         self.batch_size, self.fill, self.input_size, self.progress = batch_size, fill, input_size, progress
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Saliency (N, H, W) float32 on the model's device for images (N, 3, H, W).
+    def planes(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Saliency (N, len(statistics), H, W) float32 on the model's device for images (N, 3, H, W).
 
         A :class:`Target` is split per image with ``select``; a plain callable is shared.
         """
@@ -128,54 +158,54 @@ class _RISE:
         height, width = images.shape[-2:]
         masks = RiseMasks(self.n_masks, (height, width), self.cell_size, self.p, self.seed, device)
         targets = [target.select(b) if isinstance(target, Target) else target for b in range(len(images))]
-        states = [self._start(height * width, device) for _ in images]
+        states = [[stat(height * width, device, self.n_masks, self.p) for stat in self.statistics] for _ in images]
         n_chunks = math.ceil(self.n_masks / self.batch_size)
         bar = tqdm(total=n_chunks * len(images), desc=type(self).__name__, disable=not self.progress)
         for chunk in masks.chunks(self.batch_size):
             m = chunk[:, None]
-            for image, tgt, state in zip(images, targets, states):
+            flat = chunk.flatten(1)
+            for image, tgt, stats in zip(images, targets, states):
                 scores = tgt(self.model(torch.addcmul(fill, image - fill, m)))  # fill + (x - fill) * M
                 if scores.shape != (len(chunk),) or not torch.isfinite(scores).all():
                     raise ValueError(f"target must return finite scores of shape ({len(chunk)},), "
                                      f"got shape {tuple(scores.shape)}")
-                self._update(state, chunk.flatten(1), scores)
+                for stat in stats:
+                    stat.update(flat, scores)
                 bar.update()
         bar.close()
-        return torch.stack([self._finish(state) for state in states]).reshape(-1, height, width).float()
+        out = torch.stack([torch.stack([stat.result() for stat in stats]) for stats in states])
+        return out.reshape(len(images), len(self.statistics), height, width).float()
 
-    def _start(self, n_pixels: int, device: torch.device):
-        raise NotImplementedError
-
-    def _update(self, state, masks: torch.Tensor, scores: torch.Tensor) -> None:
-        raise NotImplementedError
-
-    def _finish(self, state) -> torch.Tensor:
-        raise NotImplementedError
+    def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Saliency (N, H, W) of the one statistic (several: :meth:`planes`)."""
+        return self.planes(images, target)[:, 0]
 
 
 class SRISE(_RISE):
     """S-RISE: saliency = sum_i s_i M_i / (N p), s_i the score of the image masked by M_i."""
 
-    def _start(self, n_pixels, device):
-        return torch.zeros(n_pixels, dtype=torch.float64, device=device)
-
-    def _update(self, state, masks, scores):
-        state += scores.double() @ masks.double()
-
-    def _finish(self, state):
-        return state / (self.n_masks * self.p)
+    statistics = (WeightedMaskSum,)
 
 
 class CorrRISE(_RISE):
     """CorrRISE: per pixel Pearson correlation of mask value and score over the N masks."""
 
-    min_masks = 2
+    statistics = (MaskScoreCorrelation,)
 
-    def _start(self, n_pixels, device):
-        return PearsonAccumulator(n_pixels, device)
 
-    def _update(self, state, masks, scores):
-        state.update(masks, scores)
+class RISEFamily(_RISE):
+    """Several RISE statistics of the same masks and scores, from one set of masked forward passes.
 
-    def _finish(self, state):
-        return state.result()
+    ``RISEFamily(model, (WeightedMaskSum, MaskScoreCorrelation), ...)(images, target)`` -> (N, 2, H, W):
+    plane j equals what the single-statistic explainer of ``statistics[j]`` (:class:`SRISE`,
+    :class:`CorrRISE`) with the same parameters returns.
+    """
+
+    def __init__(self, model: nn.Module, statistics: Sequence[type], **kwargs):
+        if not statistics:
+            raise ValueError("RISEFamily needs at least one statistic")
+        self.statistics = tuple(statistics)
+        super().__init__(model, **kwargs)
+
+    def __call__(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return self.planes(images, target)
