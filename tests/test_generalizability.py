@@ -7,14 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
-from torch import nn
 
 from facexai import claims, data, occlusion_runner, profiles
 from facexai import generalizability as gen
 from facexai.generalizability import MEAN, NOT_AVAILABLE, NOT_GIVEN, OK, RANDOM
 from facexai.published import PUBLISHED, Published
+from tiny_face import TinyFace
 
 
 @pytest.fixture
@@ -311,24 +310,6 @@ def test_dataset_root_parameter_then_environment(monkeypatch):
     assert gen.dataset_root("CALFW", " /mine ") == "/mine"
     monkeypatch.delenv("FACEXAI_CPLFW", raising=False)
     assert gen.dataset_root("CPLFW") == ""
-
-
-class TinyFace(nn.Module):
-    """Two conv layers and a linear embedding: a FaceModel stand-in with named layers."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, stride=2, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, 16)
-        self.spec = SimpleNamespace(name="TINY", input_size=16)
-        self.layers = {"c1": "conv1", "c2": "conv2"}
-
-    def layer_path(self, name):
-        return self.layers[name]
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x / 255 - 0.5)))).flatten(1))
 
 
 @pytest.mark.parametrize("technique, repeats, forwarded", [("gradcam++", 1, 2 + 1 + 2), ("leam", 3, 2 + 1 + 3 * 2),

@@ -1,15 +1,14 @@
 """The explainer registry: families, layer policies, settings, and what adding an explainer takes."""
 from dataclasses import FrozenInstanceError
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from facexai import generalizability, profiles, saliency, techniques
 from facexai.explain import BaseCAM, SRISE
 from facexai.techniques import INPUT_LAYER, CamSettings, RiseSettings, Technique
+from tiny_face import TinyFace
 
 
 def test_every_technique_names_its_family_class_and_policy():
@@ -53,24 +52,6 @@ def test_settings_come_from_the_method_table_and_overrides(tmp_path, monkeypatch
         techniques.get("srise").settings(weighting="gradcam")
     with pytest.raises(FrozenInstanceError):
         leam.target = "cosine"
-
-
-class TinyFace(nn.Module):
-    """Two conv layers and a linear embedding with named layers (a FaceModel stand-in)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, stride=2, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, 16)
-        self.spec = SimpleNamespace(name="TINY", input_size=16)
-        self.layers = {"c1": "conv1", "c2": "conv2"}
-
-    def layer_path(self, name):
-        return self.layers[name]
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x / 255 - 0.5)))).flatten(1))
 
 
 class AbsGradCAM(BaseCAM):
