@@ -194,3 +194,82 @@ def test_dlib150_close_to_dlibs_own_chip(aligned: align.AlignmentResult, faces: 
     # measured here, 10.9 px for a turned head); the average transform is off by 1.0 px. This catches
     # a template that is wrong by ~3 px or more, not finer errors (8 faces are too few for that).
     assert np.median(shift) < 6.0 and bias < 2.0, (np.round(shift, 2), bias)
+
+
+# ---------------------------------------------------------------- bad input: orientation, size, several faces
+
+def test_landmark_problem_returns_every_verdict() -> None:
+    upright = np.array(align.ARCFACE112_TEMPLATE)
+    centre = upright.mean(0)
+
+    def rotated(deg: float) -> np.ndarray:
+        t = np.radians(deg)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        return (upright - centre) @ rot.T + centre
+
+    assert align.landmark_problem(upright) is None
+    assert align.landmark_problem(rotated(45)) is None  # LFW's most tilted upright face rolls 46 degrees
+    for deg in (90, -90, 180):
+        assert "eye line rolled" in align.landmark_problem(rotated(deg))
+    upside_down = upright * [1, -1]  # eye line level, mouth above the eyes
+    assert "mouth is not below the eyes" in align.landmark_problem(upside_down)
+
+
+def test_sample_faces_pass_the_plausibility_rule(aligned: align.AlignmentResult) -> None:
+    assert all(align.landmark_problem(lm) is None for lm in aligned.landmarks)
+
+
+def test_implausible_landmarks_are_counted_failures(faces: list[Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real = align.detect_faces
+
+    def sideways(images, device="cpu"):
+        out = real(images, device)
+        d = out[0]
+        flipped = d.landmarks[:, ::-1].copy()  # x <-> y: the eye line becomes vertical
+        out[0] = align.Detection(d.box, flipped, d.prob, d.n_faces, d.index)
+        return out
+
+    monkeypatch.setattr(align, "detect_faces", sideways)
+    result = align.align_paths(faces[:2], ["arcface112"], cache_dir=tmp_path)
+    assert result.paths == [faces[1]]
+    assert "implausible landmarks" in dict(result.failed)[faces[0]]
+
+
+def test_large_images_are_detected_downscaled_in_pixel_bounded_batches(faces: list[Path],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    image = data.load_image(faces[0])
+    (small,) = align.detect_faces([image])
+    big = cv2.resize(image, (1750, 1750), interpolation=cv2.INTER_CUBIC)  # 3 MP > MAX_DETECT_PIXELS
+    seen: list[tuple[int, ...]] = []
+    real = align._run_mtcnn
+
+    def spy(batch: np.ndarray, device: str):
+        seen.append(batch.shape)
+        return real(batch, device)
+
+    monkeypatch.setattr(align, "_run_mtcnn", spy)
+    (det,) = align.detect_faces([big])
+    assert seen[0][1] * seen[0][2] <= align.MAX_DETECT_PIXELS
+    scale = 1750 / 250
+    expected = (small.landmarks + 0.5) * scale - 0.5  # the same face, in full-resolution pixels
+    assert np.abs(det.landmarks - expected).max() < 2.5 * scale
+    seen.clear()
+    monkeypatch.setattr(align, "BATCH_PIXELS", 3 * 250 * 250)
+    align.detect_faces([data.load_image(f) for f in faces])
+    assert [s[0] for s in seen] == [3, 3, 2]
+
+
+def test_the_kept_face_is_recorded(faces: list[Path], tmp_path: Path) -> None:
+    canvas = np.zeros((250, 420, 3), np.uint8)
+    canvas[:, 110:360] = data.load_image(faces[3])
+    canvas[60:160, 0:100] = cv2.resize(data.load_image(faces[4]), (100, 100), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "two.png"
+    Image.fromarray(canvas).save(path)
+    result = align.align_paths([path, faces[0]], ["arcface112"], cache_dir=tmp_path / "cache")
+    table = result.face_table()
+    assert list(table.columns) == ["path", "faces_found", "face_kept", "face_prob", "face_box"]
+    two = table.iloc[0]
+    assert two.faces_found >= 2 and table.iloc[1].faces_found == 1
+    x0, _, x1, _ = map(float, two.face_box.split())
+    assert 110 < (x0 + x1) / 2 < 360  # the large central face, not the small one on the left

@@ -1,7 +1,6 @@
 """Embeddings of aligned crops, batched, cached in resumable shards."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -39,17 +38,17 @@ def embed(model: FaceModel, crops: np.ndarray, batch_size: int = 32, progress: b
 
 def cached_embed(model: FaceModel, crops: np.ndarray, keys: list[str], cache_root: Path | None = None,
                  batch_size: int = 32) -> np.ndarray:
-    """:func:`embed` with an on-disk cache keyed by model, weights and the crops' source keys.
+    """:func:`embed` with an on-disk cache keyed by the model's fingerprint and the crops' keys.
 
-    ``keys`` identify each crop (e.g. the source file's sha256 and geometry); shards of
-    :data:`SHARD` images are written atomically, so an interrupted run resumes where it stopped.
+    ``keys`` identify each crop (:func:`facexai.align.crop_key`: source file digest and geometry
+    definition); the model's fingerprint covers its weights' SHA-256 and converter version. Shards
+    of :data:`SHARD` images are written atomically, so an interrupted run resumes where it stopped.
     """
     if len(keys) != len(crops):
         raise ValueError("one key per crop is required")
     spec = model.spec
-    weights_tag = getattr(spec.weights, "sha256", spec.weights.describe())
-    list_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    folder = cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{cache.key(weights_tag)}" / list_key
+    folder = (cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{model.fingerprint}"
+              / cache.key("crops", list(keys), SHARD))
     if not len(crops):
         return np.zeros((0, spec.embedding_dim), np.float32)
     return cache.sharded_array(

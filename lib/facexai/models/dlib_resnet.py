@@ -30,6 +30,10 @@ SCALE = 256.0
 LEVELS = (("level4", 32, 3), ("level3", 64, 4), ("level2", 128, 3), ("level1", 256, 3),
           ("level0", 256, 1))
 
+#: Version of this module's conversion and preprocessing code: cache keys carry it, so bump it on any change
+#: that alters weights or model inputs (converted weights, embeddings and maps are then recomputed).
+VERSION = 1
+
 LAYERS: dict[str, str] = {"stem": "relu1", "pool": "pool"}
 LAYERS.update({f"{name}_{i}": f"{name}.{i}" for name, _, blocks in LEVELS for i in range(blocks)})
 

@@ -25,6 +25,10 @@ EMBEDDING_DIM = 128
 
 _TRUNK = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a",
           "conv2d_4b", "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
+#: Version of this module's conversion and preprocessing code: cache keys carry it, so bump it on any change
+#: that alters weights or model inputs (converted weights, embeddings and maps are then recomputed).
+VERSION = 1
+
 LAYERS: dict[str, str] = {name: name for name in
                           ("conv2d_2b", "conv2d_4b", "repeat_1", "mixed_6a", "repeat_2",
                            "mixed_7a", "repeat_3", "block8")}

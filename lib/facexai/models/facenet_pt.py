@@ -26,6 +26,10 @@ HEADS: dict[str, int] = {"20180402-114759-vggface2.pt": 8631, "20180408-102900-c
 OBTAIN = "the facenet-pytorch GitHub releases (github.com/timesler/facenet-pytorch/releases, tag v2.2.9)"
 
 #: Stages an explainer hooks, input to output: friendly name -> dotted path in ``build()``.
+#: Version of this module's conversion and preprocessing code: cache keys carry it, so bump it on any change
+#: that alters weights or model inputs (converted weights, embeddings and maps are then recomputed).
+VERSION = 1
+
 LAYERS: dict[str, str] = {
     name: name
     for name in ("conv2d_2b", "conv2d_4b", "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")

@@ -27,6 +27,10 @@ OBTAIN = ("the insightface model zoo / arcface_torch releases (github.com/deepin
           "recognition/arcface_torch: the backbone.pth of an r18/r50/r100 model)")
 
 #: Stages an explainer hooks, input to output: the stem's PReLU and the four residual stages.
+#: Version of this module's conversion and preprocessing code: cache keys carry it, so bump it on any change
+#: that alters weights or model inputs (converted weights, embeddings and maps are then recomputed).
+VERSION = 1
+
 LAYERS: dict[str, str] = {"stem": "prelu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3",
                           "layer4": "layer4"}  # spatial 112, 56, 28, 14, 7
 

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -57,6 +57,7 @@ class UserWeights:
 
     filename: str
     obtain: str  # where it can be obtained
+    sha256: str = ""  # of the file actually loaded: load_model fills it in (the registry cannot know it)
 
     def locate(self, weights_dir: Path) -> Path:
         path = weights_dir / self.filename
@@ -161,6 +162,8 @@ class FaceModel(nn.Module):
         self.backbone = backbone
         #: friendly layer name -> dotted path inside this module, ordered input -> output
         self.layers = {name: f"backbone.{path}" for name, path in layers.items()}
+        #: what cached results of this model are keyed by (:func:`spec_fingerprint`)
+        self.fingerprint = spec_fingerprint(spec)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         size = self.spec.input_size
@@ -194,10 +197,23 @@ def _converter(spec: ModelSpec) -> ModuleType:
     return importlib.import_module(f"facexai.models.{spec.module}")
 
 
+def spec_fingerprint(spec: ModelSpec) -> str:
+    """Cache key of a model: its weights file's SHA-256, its converter's code version and its input definition.
+
+    Every result cached from a model (embeddings, maps) carries it, so a swapped checkpoint, a
+    converter fix or a changed preprocessing never reuses old results. A user file's SHA-256 is
+    known once :func:`load_model` has read it (before that it is keyed by file name only).
+    """
+    weights = spec.weights.sha256 or spec.weights.describe()
+    return cache.key("model", spec.name, weights, _converter(spec).VERSION, spec.geometry, spec.input_size,
+                     spec.normalisation, spec.build_kwargs)
+
+
 def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None) -> dict[str, torch.Tensor]:
     """Convert a packaged model's vendor file once; later calls load the checksummed cache."""
     assert isinstance(spec.weights, PackagedWeights)
-    target = cache.cache_dir(cache_root) / "weights" / f"{spec.name}-{spec.weights.sha256[:12]}.pt"
+    version = _converter(spec).VERSION
+    target = cache.cache_dir(cache_root) / "weights" / f"{spec.name}-{spec.weights.sha256[:12]}-v{version}.pt"
     sidecar = target.with_suffix(".pt.sha256")
     if target.is_file() and sidecar.is_file():
         if cache.file_sha256(target) == sidecar.read_text().strip():
@@ -230,6 +246,8 @@ def load_model(
         backbone = conv.build(**spec.build_kwargs)
         backbone.load_state_dict(converted_state_dict(spec, cache_root))
     else:
-        backbone = conv.load_backbone(spec.weights.locate(weights_dir(user_weights)), **spec.build_kwargs)
+        path = spec.weights.locate(weights_dir(user_weights))
+        spec = replace(spec, weights=replace(spec.weights, sha256=cache.file_sha256(path)))
+        backbone = conv.load_backbone(path, **spec.build_kwargs)
     model = FaceModel(spec, conv.Preprocess(), backbone, conv.LAYERS)
     return model.eval().to(device)

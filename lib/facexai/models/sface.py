@@ -30,6 +30,10 @@ _BLOCKS = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1
            *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 1)]
 
 #: Stages an explainer hooks, input to output: the stem and the last block at each resolution.
+#: Version of this module's conversion and preprocessing code: cache keys carry it, so bump it on any change
+#: that alters weights or model inputs (converted weights, embeddings and maps are then recomputed).
+VERSION = 1
+
 LAYERS: dict[str, str] = {
     name: name for name in ("conv_1", "conv_2", "conv_4", "conv_6", "conv_12", "conv_14")
 }  # spatial 112, 112, 56, 28, 14, 7
