@@ -138,6 +138,12 @@ def _fmt(x: float, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
 
 
+def _count_span(values) -> str:
+    """'60' or '45-60': the range of a count column."""
+    lo, hi = int(np.nanmin(values)), int(np.nanmax(values))
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
 def _span(values, pct: bool = False) -> str:
     lo, hi = float(np.min(values)), float(np.max(values))
     return _fmt(lo, pct) if math.isclose(lo, hi) else f"{_fmt(lo, pct)}-{_fmt(hi, pct)}"
@@ -255,8 +261,7 @@ def measure_bc(df: pd.DataFrame, of: str = "whole maps") -> Measurement:
          "diff_max": t.mean_diff.max(), "gap_min": g[:, 0].min(), "gap_max": g[:, 0].max(), "models": len(t)},
         f"{of}: same {_span(t.mean_same)} vs different {_span(t.mean_diff)}; gap {_span(g[:, 0])} "
         f"(the work's ranges imply {gap_lo:.2f}-{gap_hi:.2f})", list(t.index),
-        n=f"{int(t.n_same.min())}-{int(t.n_same.max())} same / {int(t.n_diff.min())}-{int(t.n_diff.max())} "
-          "different-people pairs per model",
+        n=f"{_count_span(t.n_same)} same / {_count_span(t.n_diff)} different-people pairs per model",
         interval=f"gap {_span(g[:, 0])}, 95% CIs {g[:, 1].min():.3f} to {g[:, 2].max():.3f}",
         cases=cases, magnitudes=sizes,
         forest=[{"label": f"BC same - different ({of})", "unit": "Bhattacharyya coefficient",
@@ -376,6 +381,7 @@ def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str)
         label = key if isinstance(key, str) else " / ".join(map(str, key))
         if "n_images" in g and m.n_images < MIN_IMAGES:
             cases.append((label, UNCLEAR))
+            sizes.append((label, UNCLEAR))
         else:
             d, lo, hi = difference(m.mean_drop, m.ci_lo, m.ci_hi, r.mean_drop, r.ci_lo, r.ci_hi)
             cases.append((label, sign_of(lo, hi)))
@@ -390,7 +396,7 @@ def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str)
          "map_gt_random": sum(o == HOLDS for _, o in cases)},
         f"{_fmt(t['map'].mean())} vs {_fmt(t['random'].mean())} random, black fill (ratio {ratio:.1f}; per {what} "
         f"{_span(t['map'])} vs {_span(t['random'])})", sorted({str(c) for c in t.case}),
-        n=f"{int(np.nanmin(t.n))}-{int(np.nanmax(t.n))} held-out images per {what}" if t.n.notna().any() else "",
+        n=f"{_count_span(t.n)} held-out images per {what}" if t.n.notna().any() else "",
         interval=f"map drop 95% CIs {t.lo.min():.3f} to {t.hi.max():.3f}", cases=cases, magnitudes=sizes,
         forest=[{"label": f"cosine drop, 1% map pixels ({what})", "unit": "cosine drop",
                  "estimate": float(t["map"].mean()), "lo": float(t.lo.min()), "hi": float(t.hi.max()),
@@ -622,9 +628,8 @@ def measure_fill(df: pd.DataFrame) -> Measurement:
                         "fills": rows.fill.nunique()},
                        f"range across fills {_fmt(by_fill)} vs across techniques {_fmt(by_tech)} "
                        f"({rows.fill.nunique()} fills; a rate's 95% half-width {half:.3f})",
-                       sorted(rows.technique.unique()), n=f"{int(rows.n_images.min())}-{int(rows.n_images.max())} "
-                       "held-out images per rate", interval=f"typical 95% half-width {half:.3f}",
-                       cases=[("fills vs techniques", outcome)])
+                       sorted(rows.technique.unique()), n=f"{_count_span(rows.n_images)} held-out images per rate",
+                       interval=f"typical 95% half-width {half:.3f}", cases=[("fills vs techniques", outcome)])
 
 
 # ---------------------------------------------------------------- the poster: hyperparameter sweeps
@@ -801,6 +806,9 @@ def measure_rows_decide(df: pd.DataFrame, explainer: str = "gradcam++", seed: in
     rng = np.random.default_rng(seed)
     sims = rng.binomial(k.astype(int)[None].repeat(draws, 0), p[None].repeat(draws, 0)) / k
     shares = np.array([variance_shares(s) for s in sims])
+    if not np.isfinite(shares).any():  # every resampled table flat: nothing to apportion
+        raise NotJudgeable("every cell has the same rate in every resample",
+                           Measurement({}, "a flat table", list(rate.index), n=f"{len(rate)}x{len(rate)} cells"))
     lo, hi = np.nanpercentile(shares[:, 0] - shares[:, 1], [2.5, 97.5])
     rlo, rhi = np.nanpercentile(shares[:, 0], [2.5, 97.5])
     pub_rows, pub_cols = variance_shares(np.array(TABLE2.values))
@@ -1026,7 +1034,8 @@ def evaluate(claim: Claim, figures_dir: str | Path, summary: dict | None = None,
     try:
         m = claim.measure(*[pd.read_csv(figures_dir / s) for s in sources])
         direction = overall_direction(m.cases) if claim.direction_rule != NO_DIRECTION else NO_DIRECTION
-        size = overall_magnitude(m.magnitudes) if claim.magnitude_rule != NO_NUMBER else NO_NUMBER
+        size = NO_NUMBER if claim.magnitude_rule == NO_NUMBER else overall_magnitude(m.magnitudes) \
+            if m.magnitudes else UNCLEAR
         verdict = verdict_of(direction, size)
         reason = (f"direction {direction}" + (f" ({_count(m.cases, HOLDS)} cases hold: {_cases_text(m.cases)})"
                                               if m.cases else "")
