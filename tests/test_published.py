@@ -1,5 +1,6 @@
 """facexai.published equals the project's reference note (../shared/notes/published.md) cell for cell,
 and its derived facts follow from its own tables."""
+import os
 import re
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 
 from facexai import published as P
 
-NOTE = Path(__file__).resolve().parents[1].parent / "shared" / "notes" / "published.md"
+SHARED = Path(os.environ.get("FACEXAI_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+NOTE = SHARED / "notes" / "published.md"
 needs_note = pytest.mark.skipif(not NOTE.is_file(), reason=f"reference note {NOTE.name} not present (../shared absent)")
 
 
