@@ -33,6 +33,13 @@ def test_table_stamped_with_its_run(tmp_path):
     assert json.loads((tmp_path / "elsewhere" / "t.meta.json").read_text())["stamp"] == {"run_name": "z"}
 
 
+def test_json_and_table_give_one_stamp(tmp_path):
+    odd = SUMMARY | {"note": None, "ratio": 1 / 3, "flag": True, "nested": {"a": [1, 2]}}
+    make_run(tmp_path, "run-a", **{k: v for k, v in odd.items() if k not in SUMMARY})
+    table = runstamp.read_summary_table(tmp_path / "run-a" / runstamp.SUMMARY_TABLE)
+    assert runstamp.from_summary(table) == runstamp.from_summary(odd | {"run_name": "run-a"})
+
+
 def test_stamp_identity():
     a = runstamp.from_summary(SUMMARY)
     assert runstamp.from_summary(SUMMARY | {"data_root": "/other/clone/lfw_sample"}) == a  # location is not identity

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+import pandas as pd
 
 from facexai import cache
 
@@ -45,9 +48,19 @@ def settings_digest(profile: str) -> str:
     return _digest(table) if table is not None else ""
 
 
+def as_table_text(summary: Mapping[str, object]) -> dict[str, str]:
+    """The summary as notebook 00's table holds it (item, value as CSV text), so summary.json and summary.csv
+    give the same stamp whatever the value types (None, floats, lists)."""
+    buffer = io.StringIO()
+    pd.Series(dict(summary), name="value", dtype=object).to_frame().reset_index(names="item").to_csv(buffer,
+                                                                                                     index=False)
+    buffer.seek(0)
+    return {row["item"]: row["value"] for row in csv.DictReader(buffer)}
+
+
 def from_summary(summary: Mapping[str, object]) -> dict[str, str]:
     """The stamp of the run notebook 00 summarised (values compared as text, the data folder by its name)."""
-    items = {str(k): str(v) for k, v in summary.items()}
+    items = as_table_text(summary)
     if "data_root" in items:  # the clone's location is not the data set's identity
         items["data_root"] = Path(items["data_root"]).name
     data = {k: v for k, v in items.items() if k not in ("run_name", "profile")}
