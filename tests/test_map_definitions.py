@@ -56,18 +56,22 @@ def test_sharpening(maps):
 
 def test_sharpening_moves_bc_down_for_different_maps(maps):
     flat = maps.mean(1)
-    soft = md.bc_matrix(flat)[0, 1]
-    hard = md.bc_matrix(md.sharpen(flat, "top5"))[0, 1]
+    pair = np.array([[0, 1]])
+    soft = md.pair_bc(md.unit_roots(flat), pair)[0]
+    hard = md.pair_bc(md.unit_roots(md.sharpen(flat, "top5")), pair)[0]
     assert hard < soft  # a stated property: top-k masks of unrelated maps overlap less than the maps
 
 
-def test_bc_matrix_equals_metrics(maps):
+def test_pair_bc_equals_metrics(maps, monkeypatch):
     flat = maps.mean(1)
-    pairs = np.array([[0, 1], [2, 5], [3, 3]])
-    np.testing.assert_allclose(md.bc_matrix(flat)[pairs[:, 0], pairs[:, 1]],
-                               metrics.pair_bhattacharyya(flat[:, None], pairs)[:, 0], rtol=1e-5)
+    pairs = np.array([[0, 1], [2, 5], [3, 3], [4, 0]])
+    want = metrics.pair_bhattacharyya(flat[:, None], pairs)[:, 0]
+    np.testing.assert_allclose(md.pair_bc(md.unit_roots(flat), pairs), want, rtol=1e-5)
+    monkeypatch.setattr(md, "GRAM_MAX", 2)  # the pair-by-pair path of large sets gives the same
+    np.testing.assert_allclose(md.pair_bc(md.unit_roots(flat), pairs, chunk=3), want, rtol=1e-5)
+    assert md.pair_bc(md.unit_roots(flat), pairs)[2] <= 1.0  # a map with itself: 1, rounding capped
     with pytest.raises(ValueError, match="non-negative"):
-        md.bc_matrix(-flat)
+        md.unit_roots(-flat)
 
 
 def test_half_split_and_person_maps():

@@ -86,17 +86,32 @@ def top_mask(maps: np.ndarray, q: float) -> np.ndarray:
     return (above | tied).reshape(np.shape(maps))
 
 
-def bc_matrix(maps: np.ndarray) -> np.ndarray:
-    """Bhattacharyya coefficients of every two maps (N, H, W) -> (N, N), one matrix product of the
-    square-rooted sum-1 maps (the same as :func:`facexai.metrics.pair_bhattacharyya` on each pair)."""
+def unit_roots(maps: np.ndarray) -> np.ndarray:
+    """sqrt of each map (N, H, W) scaled to sum 1, flattened to (N, H * W) float32: BC(a, b) = roots[a] . roots[b]."""
     flat = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
     if (flat < 0).any() or not np.isfinite(flat).all():
         raise ValueError("maps must be finite and non-negative")
     total = flat.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
     if (total == 0).any():
         raise ValueError("a map sums to zero")
-    roots = np.sqrt(flat / total)
-    return np.minimum(roots @ roots.T, 1.0).astype(np.float64)  # float32 roots: BC to ~1e-6, rounding capped at 1
+    return np.sqrt(flat / total)
+
+
+GRAM_MAX = 4096  # up to this many maps, every BC comes from one matrix product (fast); beyond, pair by pair
+
+
+def pair_bc(roots: np.ndarray, pairs: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """BC of each row pair (n, 2) from :func:`unit_roots` (as :func:`facexai.metrics.pair_bhattacharyya`):
+    one Gram matrix for up to :data:`GRAM_MAX` maps, else ``chunk`` pairs at a time (bounded memory on
+    full LFW); float32 rounding capped at 1."""
+    if len(roots) <= GRAM_MAX:
+        gram = roots @ roots.T
+        return np.minimum(gram[pairs[:, 0], pairs[:, 1]].astype(np.float64), 1.0)
+    out = np.empty(len(pairs))
+    for s in range(0, len(pairs), chunk):
+        a, b = pairs[s:s + chunk, 0], pairs[s:s + chunk, 1]
+        out[s:s + chunk] = np.einsum("ij,ij->i", roots[a], roots[b])
+    return np.minimum(out, 1.0)
 
 
 def half_split(identities: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -159,8 +174,8 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
             else:
                 raise ValueError(f"unknown level {level!r}; valid: image, person")
             for sh in sharpening:
-                bc = bc_matrix(sharpen(stack, sh))
+                roots = unit_roots(sharpen(stack, sh))
                 d = definition(level=level, aggregation=how, sharpening=sh, **variant)
-                out.append(cell("bc_same", d, model, (1.0, bc[same[:, 0], same[:, 1]])))
-                out.append(cell("bc_different", d, model, (1.0, bc[diff[:, 0], diff[:, 1]])))
+                out.append(cell("bc_same", d, model, (1.0, pair_bc(roots, same))))
+                out.append(cell("bc_different", d, model, (1.0, pair_bc(roots, diff))))
     return out

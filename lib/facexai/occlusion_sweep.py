@@ -161,8 +161,9 @@ def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes
     claim_cells, control_cells = [], []
     face = face_regions(cfg, pr.paths, pr.geometry)[0] if "face" in grid.controls else None
     names = list(model.layers)
-    partner_paths = sorted({p for _, p in pr.genuine})
-    partner_ids = [protocol.images.identity[protocol.images.path == p].iloc[0] for p in partner_paths]
+    owner = {p: pr.identities[i] for i, p in pr.genuine}  # a genuine partner is its probe's person
+    partner_paths = sorted(owner)
+    partner_ids = [owner[p] for p in partner_paths]
     layers = list(dict.fromkeys(names[i] for i in grid.accuracy_layers))
     every = generation_maps(cfg, model, protocol, grid.accuracy_explainer, layers=layers)  # one pass, all layers
     missing = sorted(set(pr.identities) - set(every.identities))
