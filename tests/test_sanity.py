@@ -83,6 +83,11 @@ def test_blocks_run_from_the_embedding_down_and_cover_every_parameter():
     assert blocks == [("head", ["head"]), ("body", ["body.0"]), ("stem", ["stem.0", "stem.1"])]
     owners = {n for n, m in model.named_modules() if list(m.parameters(recurse=False))}
     assert {m for _, names in blocks for m in names} == owners
+    # parameter-free named layers (a ReLU, as DLIB's "stem") take the modules run before them
+    relu = sanity.cascade_blocks(model, {"relu": "stem.2", "body": "body.1"}, face_like_images(1, 16))
+    assert relu == [("head", ["head"]), ("body", ["body.0"]), ("relu", ["stem.0", "stem.1"])]
+    with pytest.raises(ValueError, match="execution order"):
+        sanity.cascade_blocks(model, {"body": "body", "stem": "stem"}, face_like_images(1, 16))
 
 
 def test_randomise_keeps_each_tensors_scale_and_is_seeded():

@@ -45,7 +45,7 @@ class Config:
     xai_rise_cell_sizes: tuple[int, ...] = (8, 32)  # 08: RISE cell sizes (px) swept besides the default 16
     xai_cost_images: int = 8  # 08: images of the fixed batch the explainers are timed on
     sanity_models: tuple[str, ...] = ()  # 09: models of the randomisation and faithfulness checks (empty: the run's)
-    sanity_images: int = 4  # 09: images each check explains (whole people, seeded)
+    sanity_images: int = 4  # 09: images each check explains (one per person, seeded)
     sanity_stages: int = 0  # 09: cascade stages evaluated (0: every block)
     sanity_rise_masks: int = 100  # 09: RISE masks per image in the checks
     sanity_steps: int = 10  # 09: deletion / insertion steps from 0 to 100%

@@ -38,9 +38,12 @@ from scipy.stats import rankdata
 from torch import nn
 from tqdm.auto import tqdm
 
-from facexai.explain import SRISE, CorrRISE, LEAM, CosineTarget, Target
+from facexai import embed, metrics, saliency, study
+from facexai.explain import SRISE, CorrRISE, LEAM, CosineTarget, Target, reference_embeddings
 from facexai.explain.base import check_images, model_device
 from facexai.explain.rise import RISEFamily
+from facexai.models.registry import FaceModel
+from facexai.profiles import Config
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +143,6 @@ class StudyExplainers:
             raise ValueError(f"cam_layer {self.cam_layer!r} is not among the layers {list(self.layers)}")
 
     def __call__(self, model: nn.Module, images: torch.Tensor, target: Target) -> dict[str, np.ndarray]:
-        from facexai.saliency import rise_to_maps  # the map store's RISE scaling (one definition)
-
         images = check_images(images, self.input_size).to(model_device(model))
         out: dict[str, np.ndarray] = {}
         cams = [e for e in self.explainers if e in CAM_WEIGHTINGS]
@@ -157,7 +158,7 @@ class StudyExplainers:
             runner = RISEFamily(model, SRISE.statistics + CorrRISE.statistics, n_masks=self.rise_masks,
                                 cell_size=self.rise_cell, seed=self.seed, batch_size=min(64, self.rise_masks),
                                 input_size=self.input_size, progress=False)
-            planes = rise_to_maps(runner(images, target)).cpu().numpy()
+            planes = saliency.rise_to_maps(runner(images, target)).cpu().numpy()  # the map store's scaling
             for name in rise:
                 out[name] = planes[:, RISE_NAMES.index(name)]
         return {name: out[name].astype(np.float32) for name in self.explainers}
@@ -165,55 +166,53 @@ class StudyExplainers:
 
 # ---------------------------------------------------------------- cascading randomisation
 
-def execution_order(model: nn.Module, images: torch.Tensor) -> list[str]:
-    """Names of the modules that own parameters, in the order the forward pass first runs them."""
-    owners = {name: m for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
-    order: list[str] = []
+def completion_order(model: nn.Module, images: torch.Tensor) -> list[str]:
+    """Names of all submodules in the order their forward calls first finish (children before parents)."""
+    order: dict[str, None] = {}
 
     def hook(name: str):
         def record(_module, _inputs, _output) -> None:
-            if name not in order:
-                order.append(name)
+            order.setdefault(name, None)
         return record
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in owners.items()]
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
     try:
         with torch.no_grad():
             model(images[:1])
     finally:
         for h in handles:
             h.remove()
-    missing = sorted(set(owners) - set(order))
-    if missing:
-        log.info("%d parameterised modules do not run in the forward pass and are left out: %s",
-                 len(missing), ", ".join(missing[:5]))
-    return order
+    return list(order)
 
 
 def cascade_blocks(model: nn.Module, layers: Mapping[str, str], images: torch.Tensor) -> list[tuple[str, list[str]]]:
     """Blocks of parameterised modules, from the embedding down: [(label, [module names])].
 
-    The first block, ``"head"``, holds the modules run after the last named layer (the embedding
-    layer and any normalisation; left out when empty); then each named layer, from the last to
-    the first, holds its own modules and those run between it and the previous named layer; the
-    first named layer's block also takes everything before it.
+    A module that owns parameters belongs to the first named layer (input to output) whose forward
+    call finishes at or after its own, i.e. the layer's own modules and those run since the
+    previous named layer; the modules that finish after the last named layer form ``"head"``
+    (the embedding layer and any normalisation). Empty blocks (e.g. a named ReLU right after a
+    named convolution) are left out; parameterised modules that never run are logged and kept.
     """
-    order = execution_order(model, images)
-    ends = []
-    for name, path in layers.items():
-        inside = [i for i, m in enumerate(order) if m == path or m.startswith(path + ".")]
-        if not inside:
-            raise ValueError(f"layer {name!r} ({path}) owns no parameterised module that runs in the forward pass")
-        ends.append(max(inside))
+    order = completion_order(model, images)
+    position = {name: i for i, name in enumerate(order)}
+    missing = [name for name in layers.values() if name not in position]
+    if missing:
+        raise ValueError(f"named layers {missing} do not run in the forward pass")
+    ends = [position[path] for path in layers.values()]
     if ends != sorted(ends):
         raise ValueError(f"named layers {list(layers)} are not in execution order")
-    blocks, start = [], 0
-    for name, end in zip(layers, ends):
-        blocks.append((name, order[start:end + 1]))
-        start = end + 1
-    if order[start:]:
-        blocks.append(("head", order[start:]))
-    return [b for b in reversed(blocks) if b[1]]
+    owners = [name for name, m in model.named_modules() if name and any(True for _ in m.parameters(recurse=False))]
+    idle = [name for name in owners if name not in position]
+    if idle:
+        log.info("%d parameterised modules do not run in the forward pass and are not randomised: %s",
+                 len(idle), ", ".join(idle[:5]))
+    labels = [*layers, "head"]
+    members: dict[str, list[str]] = {label: [] for label in labels}
+    for name in sorted((n for n in owners if n in position), key=position.get):
+        block = next((label for label, end in zip(layers, ends) if position[name] <= end), "head")
+        members[block].append(name)
+    return [(label, members[label]) for label in reversed(labels) if members[label]]
 
 
 @torch.no_grad()
@@ -318,6 +317,54 @@ def target_randomisation(model: nn.Module, images: torch.Tensor, references: tor
             maps[name][label] = m
             frames.append(similarity(own[name], m).assign(explainer=name, target=label))
     return pd.concat(frames, ignore_index=True).assign(model=model_name), maps
+
+
+# ---------------------------------------------------------------- the study's images for the checks
+
+@dataclass
+class CheckInputs:
+    """The images a model's checks explain, with what their scores need (from the run's cached embeddings)."""
+
+    paths: list[str]
+    identities: list[str]
+    images: torch.Tensor  # (N, 3, S, S) float in [0, 255], the model's crops
+    crops: np.ndarray  # (N, S, S, 3) uint8, for figures
+    references: torch.Tensor  # (N, D) each image's leave-one-out reference among its person's images
+    partners: list[torch.Tensor]  # clean embeddings (n_i, D) of each image's genuine partners
+    threshold: float  # the model's decision threshold fixed on the run's clean pairs
+
+
+def check_inputs(cfg: Config, model: FaceModel, st: study.Study, n_images: int) -> CheckInputs:
+    """One image (the first by path) of each of ``n_images`` people in a seeded order (at least 2 people)."""
+    if n_images < 2:
+        raise ValueError(f"the checks need images of at least 2 people (target randomisation), got n_images={n_images}")
+    images = st.images.sort_values(["identity", "path"], kind="stable").reset_index(drop=True)
+    people = sorted(images.identity.unique())
+    if len(people) < 2:
+        raise ValueError("the checks need at least 2 people")
+    order = [people[i] for i in np.random.default_rng(cfg.seed).permutation(len(people))[:n_images]]
+    rows = [int(np.flatnonzero((images.identity == who).to_numpy())[0]) for who in sorted(order)]
+    chosen = images.iloc[rows].reset_index(drop=True)
+    people = sorted(chosen.identity.unique())
+    everyone = images[images.identity.isin(people)].reset_index(drop=True)
+    crops, keys = study.crops(cfg, everyone.path.tolist(), model.spec.geometry)
+    emb = torch.from_numpy(embed.cached_embed(model, crops, keys, cfg.cache_root))
+    refs, partners = {}, {}
+    for who in people:
+        idx = np.flatnonzero((everyone.identity == who).to_numpy())
+        for i, ref in zip(idx, reference_embeddings(emb[idx], "leave_one_out")):
+            refs[everyone.path[i]] = ref
+            partners[everyone.path[i]] = emb[[j for j in idx if j != i]]
+    pair_paths = list(dict.fromkeys([*st.pairs.path_a, *st.pairs.path_b]))
+    pair_crops, pair_keys = study.crops(cfg, pair_paths, model.spec.geometry)
+    pair_emb = dict(zip(pair_paths, embed.cached_embed(model, pair_crops, pair_keys, cfg.cache_root)))
+    scores = metrics.cosine_similarity(np.stack([pair_emb[p] for p in st.pairs.path_a]),
+                                       np.stack([pair_emb[p] for p in st.pairs.path_b]))
+    threshold = metrics.clean_threshold(scores, st.pairs.same.to_numpy(bool), st.pairs.fold.to_numpy())
+    where = [everyone.path.tolist().index(p) for p in chosen.path]
+    return CheckInputs(chosen.path.tolist(), chosen.identity.tolist(), embed.to_tensor(crops[where], cfg.device),
+                       crops[where], torch.stack([refs[p] for p in chosen.path]),
+                       [partners[p] for p in chosen.path], threshold)
 
 
 # ---------------------------------------------------------------- verdicts

@@ -6,8 +6,8 @@ M_l = ReLU(sum_c W_c * A_c), where the weighting W(A, G) is what distinguishes t
 ``"gradcam++"`` pytorch-grad-cam's Grad-CAM++ weights. Each map is, with ``antialias=True``,
 low-passed at its own grid (:func:`facexai.explain.base.antialias_map`, against the stride
 lattice), upsampled bilinearly to the input size and scaled to sum 1 (an all-zero map becomes
-uniform, with a logged warning and a
-count in ``n_uniform``; NaN raises). The structure follows pytorch-grad-cam's base_cam.py.
+uniform, with a logged warning and a count in ``n_uniform``; NaN raises). The structure follows
+pytorch-grad-cam's base_cam.py.
 """
 from __future__ import annotations
 
