@@ -273,3 +273,17 @@ def test_the_kept_face_is_recorded(faces: list[Path], tmp_path: Path) -> None:
     assert two.faces_found >= 2 and table.iloc[1].faces_found == 1
     x0, _, x1, _ = map(float, two.face_box.split())
     assert 110 < (x0 + x1) / 2 < 360  # the large central face, not the small one on the left
+
+
+def test_sideways_and_upside_down_faces_are_rejected(faces: list[Path], tmp_path: Path) -> None:
+    turned = []
+    for k, face in [(1, f) for f in faces[:4]] + [(2, f) for f in faces[4:8]]:
+        path = tmp_path / f"{face.stem}_rot{90 * k}.png"
+        Image.fromarray(np.ascontiguousarray(np.rot90(data.load_image(face), k))).save(path)
+        turned.append(path)
+    result = align.align_paths([*turned, *faces[:2]], ["arcface112"], cache_dir=tmp_path / "cache")
+    assert result.paths == faces[:2]  # the upright ones only
+    reasons = dict(result.failed)
+    assert set(reasons) == set(turned)
+    assert all(why == "no face detected" or "not upright" in why or "implausible" in why for why in reasons.values())
+    assert sum("not upright" in why for why in reasons.values()) >= 2  # MTCNN did find some turned faces

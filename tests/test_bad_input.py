@@ -143,3 +143,22 @@ def test_pair_list_dataset_errors_name_file_and_line(sample: data.FaceDataset, t
     root = _pair_list(tmp_path, [ln.format(a1=a1, a2=a2) for ln in lines], sample)
     with pytest.raises(ValueError, match=message.format(a1=a1)):
         data.load_pair_list_dataset(root, "calfw")
+
+
+# ---------------------------------------------------------------- weights files
+
+def test_dlib_predictor_checksum_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from facexai import parsing
+    from facexai.models.registry import WeightsError
+
+    assert parsing.SHAPE_PREDICTOR.verified().is_file()  # the installed file matches its record
+    wrong = dataclasses.replace(parsing.SHAPE_PREDICTOR, sha256="0" * 64)
+    monkeypatch.setattr(parsing, "SHAPE_PREDICTOR", wrong)
+    parsing._dlib_models.cache_clear()
+    try:
+        with pytest.raises(WeightsError, match="checksum mismatch for .*shape_predictor_68_face_landmarks.dat"):
+            parsing._dlib_models()
+    finally:
+        parsing._dlib_models.cache_clear()

@@ -47,7 +47,9 @@ def cached_embed(model: FaceModel, crops: np.ndarray, keys: list[str], cache_roo
     if len(keys) != len(crops):
         raise ValueError("one key per crop is required")
     spec = model.spec
-    folder = (cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{model.fingerprint}"
+    # a FaceModel's fingerprint; modules that only carry a spec (test stand-ins): name and weights digest
+    model_key = getattr(model, "fingerprint", "") or cache.key(spec.name, getattr(spec.weights, "sha256", ""))
+    folder = (cache.cache_dir(cache_root) / "embeddings" / f"{spec.name}-{model_key}"
               / cache.key("crops", list(keys), SHARD))
     if not len(crops):
         return np.zeros((0, spec.embedding_dim), np.float32)

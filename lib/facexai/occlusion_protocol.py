@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,14 +55,20 @@ def hash_int(*parts: object) -> int:
 
 def _built_pairs(images: pd.DataFrame, occluded: Mapping[str, Sequence[str]], n_impostors: int,
                  seed: int) -> pd.DataFrame:
-    """Each occluded image with every other image of its person (genuine) and ``n_impostors`` others' images."""
+    """Each occluded image with every other image of its person (genuine) and ``n_impostors`` others' images.
+
+    Each image's impostor draw is seeded by its path relative to the images' common folder (the
+    data root), so a clone in another folder draws the same pairs.
+    """
     by_person = images.groupby("identity").path.apply(sorted).to_dict()
+    root = os.path.commonpath(list(images.path)) if len(images) else "."
     rows = []
     for person, paths in sorted(occluded.items()):
         pool = sorted(images.path[images.identity != person])
         for path in paths:
             rows += [(person, path, other, True) for other in by_person[person] if other != path]
-            rng = np.random.default_rng(hash_int(seed, "impostors", path))
+            relative = Path(os.path.relpath(path, root)).as_posix()
+            rng = np.random.default_rng(hash_int(seed, "impostors", relative))
             picks = rng.choice(len(pool), size=min(n_impostors, len(pool)), replace=False) if pool else []
             rows += [(person, path, pool[i], False) for i in sorted(picks)]
     return pd.DataFrame(rows, columns=["identity", "path", "partner", "same"])

