@@ -114,6 +114,14 @@ def test_lfw_pair_list_errors_name_file_and_line(sample: data.FaceDataset, tmp_p
         data.read_lfw_pairs(path, sample)
 
 
+def test_a_pair_list_that_is_not_utf8_names_the_line(sample: data.FaceDataset, tmp_path: Path) -> None:
+    a = list(sample.identities)[0]
+    path = tmp_path / "pairs.txt"
+    path.write_bytes(f"1 1\n{a} 1 2\n".encode() + b"Jos\xe9 1 " + f"{a} 2\n".encode())
+    with pytest.raises(ValueError, match=r"pairs\.txt line 3: not UTF-8 text"):
+        data.read_lfw_pairs(path, sample)
+
+
 def test_missing_image_message_names_the_settable_policy(sample: data.FaceDataset, tmp_path: Path) -> None:
     a = list(sample.identities)[0]
     path = _pairs_file(tmp_path / "pairs.txt", f"1 1\n{a} 1 2\n{a} 1 Nobody 1\n")

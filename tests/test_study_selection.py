@@ -71,3 +71,16 @@ def test_shown_path_never_shows_this_machine_for_the_sample(tmp_path: Path) -> N
         assert study.shown_path(outside) == str(outside)  # outside the clone's folder: as given
     cfg = profiles.resolve("smoke")
     assert str(REPO_ROOT) not in study.shown_path(cfg.data_root)
+
+
+def test_a_damaged_run_artifact_is_named(prepared) -> None:
+    cfg, *_ = prepared
+    path = cfg.artifacts_dir / "pairs.csv"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original.replace(b"True", b"Fals", 1))
+        with pytest.raises(ValueError, match=f"corrupt cache file {path}.*rerun"):
+            study.load(cfg)
+    finally:
+        path.write_bytes(original)
+    assert len(study.load(cfg).pairs)

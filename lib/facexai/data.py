@@ -197,7 +197,13 @@ def _check_pairs(pairs: pd.DataFrame, dataset: FaceDataset, source: Path,
 
 def _pair_lines(path: Path) -> list[tuple[int, list[str]]]:
     """The non-blank lines of a pair list as (1-based line number, fields); ValueError if there are none."""
-    lines = [(n, ln.split()) for n, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    blob = path.read_bytes()
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = blob[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path} line {line}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    lines = [(n, ln.split()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     if not lines:
         raise ValueError(f"{path}: the pair list is empty")
     return lines

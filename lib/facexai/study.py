@@ -153,7 +153,21 @@ def prepare(cfg: Config) -> tuple[Study, data.FaceDataset, align.AlignmentResult
     _write_csv(failures, files["failures"])
     _write_csv(dropped, files["dropped"])
     cache.save_json(files["summary"], summary)
+    cache.save_json(_digests_file(cfg), {name: cache.file_sha256(path) for name, path in files.items()})
     return Study(images, kept, failures, summary, dropped), dataset, result
+
+
+def _digests_file(cfg: Config) -> Path:
+    return cfg.artifacts_dir / "digests.json"
+
+
+def _verify(cfg: Config, files: dict[str, Path]) -> None:
+    """Check each artifact against the SHA-256 that 00_data recorded beside it (ValueError naming the file)."""
+    recorded = json.loads(_digests_file(cfg).read_text())
+    for name, path in files.items():
+        if cache.file_sha256(path) != recorded.get(name):
+            raise cache.CorruptCacheFile(f"corrupt cache file {path}: its SHA-256 differs from the one notebook "
+                                         f"00_data recorded; rerun it (./run_all.sh --profile {cfg.profile} --only 00)")
 
 
 def report_tables(st: Study, dataset: data.FaceDataset) -> dict[str, pd.DataFrame]:
@@ -176,12 +190,14 @@ def report_tables(st: Study, dataset: data.FaceDataset) -> dict[str, pd.DataFram
 
 
 def load(cfg: Config) -> Study:
-    """The artifacts that ``00_data`` wrote for this run; a clear error if it has not run."""
+    """The artifacts that ``00_data`` wrote for this run, verified against their recorded SHA-256;
+    a clear error if it has not run or a file was damaged."""
     files = _files(cfg)
-    missing = [str(p) for p in files.values() if not p.is_file()]
+    missing = [str(p) for p in [*files.values(), _digests_file(cfg)] if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"run '{cfg.run_name}' has no data artifacts ({missing[0]}): "
                                 f"run notebook 00_data first (./run_all.sh --profile {cfg.profile} --only 00)")
+    _verify(cfg, files)
     return Study(pd.read_csv(files["images"]), pd.read_csv(files["pairs"]), pd.read_csv(files["failures"]),
                  json.loads(files["summary"].read_text()), pd.read_csv(files["dropped"]))
 
