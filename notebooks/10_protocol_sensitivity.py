@@ -185,7 +185,8 @@ for ax, r in zip(axes.flat, located.itertuples()):
     y = np.random.default_rng(0).uniform(-0.35, 0.35, len(g))
     ax.axvspan(r.published_lo, r.published_hi, color="#2e86c1", alpha=0.25, lw=2, ec="#2e86c1", label="published")
     ax.scatter(g.value, y, s=6, color="#7f8c8d", alpha=0.5, label="one definition")
-    for sel, colour, label in ((g.primary, "#c0392b", "primary"), (g.definition == r.closest_definition, "k", "closest")):
+    marked = ((g.primary, "#c0392b", "primary"), (g.definition == r.closest_definition, "k", "closest"))
+    for sel, colour, label in marked:
         row = g[sel].iloc[0]
         ax.errorbar(row.value, 0, xerr=[[row.value - row.ci_low], [row.ci_high - row.value]], fmt="o", color=colour,
                     capsize=3, label=label)
@@ -206,8 +207,8 @@ plots.save_figure(fig, cfg.out(NB, "spread"))
 effects = pd.concat([protocol.factor_effects(summary, c) for c in located.claim], ignore_index=True)
 plots.save_table(effects, cfg.out(NB, "factor_effects"))
 ncols = (len(located) + 1) // 2
-fig, axes = plots.plt.subplots(2, ncols, figsize=(3.6 * ncols, 2 * (0.16 * effects.groupby("claim").size().max() + 1.2)),
-                               squeeze=False)
+height = 0.16 * effects.groupby("claim").size().max() + 1.2
+fig, axes = plots.plt.subplots(2, ncols, figsize=(3.6 * ncols, 2 * height), squeeze=False)
 for ax in list(axes.flat)[len(located):]:
     ax.axis("off")
 for ax, r in zip(axes.flat, located.itertuples()):
@@ -230,7 +231,8 @@ plots.save_figure(fig, cfg.out(NB, "factor_effects"))
 # %%
 ctrl_stats = protocol.with_model_means(protocol.cell_statistics(acc_controls + drop_controls, grid.n_boot, cfg.seed))
 crit_stats = protocol.with_model_means({k: v for k, v in stats.items() if k[0] in ("table1_gradcampp_lfw", "drop_map")})
-beaten = protocol.control_table(crit_stats, ctrl_stats, lower_is_damage={"table1_gradcampp_lfw": True, "drop_map": False})
+beaten = protocol.control_table(crit_stats, ctrl_stats,
+                                lower_is_damage={"table1_gradcampp_lfw": True, "drop_map": False})
 plots.save_table(beaten, cfg.out(NB, "controls"))
 beaten[beaten.model == protocol.ALL].groupby(["claim", "control"]).beaten.agg(["sum", "count"])
 

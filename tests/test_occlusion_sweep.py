@@ -68,3 +68,13 @@ def test_control_masks_match_the_critical_pixel_count():
     assert not (occlusion_sweep.control_masks("face", critical, ["k1", "k2", "k3"], 7, face) & ~face).any()
     with pytest.raises(ValueError, match="unknown control"):
         occlusion_sweep.control_masks("checkerboard", critical, ["k1", "k2", "k3"], 7, face)
+
+
+def test_both_sides_partners_per_probe(probes):
+    probes.genuine = [(0, "a3"), (0, "a2"), (1, "b2")]
+    assert occlusion_sweep.both_sides_partners(probes) == ["a2", "a3", "b2"]
+    assert occlusion_sweep.both_sides_partners(probes, 1) == ["a2", "b2"]
+    emb = unit([[1.0, 0, 0], [0, 1.0, 0]])
+    occluded = {"a2": unit([1.0, 0, 0]), "b2": unit([0, 1, 0])}
+    cells = occlusion_sweep.measure_cells("t", probes, emb, {}, grid(), occluded)
+    assert len(cells[0].strata[0][1]) == 2  # only the pairs whose partner was occluded

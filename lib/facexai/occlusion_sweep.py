@@ -72,7 +72,8 @@ def probes(cfg: Config, model: FaceModel, protocol: Protocol, rules: Sequence[st
     images = protocol.images
     all_gen, all_imp = thresholds.all_pair_scores(np.stack([raw[p] for p in images.path]), images.identity.to_numpy())
     sp = protocol.study_pairs
-    study_scores = np.sum(_unit(np.stack([raw[p] for p in sp.path_a])) * _unit(np.stack([raw[p] for p in sp.path_b])), 1)
+    study_scores = np.sum(_unit(np.stack([raw[p] for p in sp.path_a])) * _unit(np.stack([raw[p] for p in sp.path_b])),
+                          axis=1)
     points = thresholds.operating_points(list(rules), study_scores, sp.same.to_numpy(bool), sp.fold.to_numpy(),
                                          all_gen, all_imp)
     return Probes(model.spec.name, model.spec.geometry, identities, paths, crops, keys,
@@ -82,7 +83,7 @@ def probes(cfg: Config, model: FaceModel, protocol: Protocol, rules: Sequence[st
 
 def occluded_embeddings(cfg: Config, model: FaceModel, crops: np.ndarray, keys: list[str], masks: np.ndarray,
                         fill: str) -> tuple[np.ndarray, int]:
-    """Unit embeddings of the crops with ``masks`` filled (cached per crop, fill and mask), and the forward passes run."""
+    """Unit embeddings of the crops with ``masks`` filled (cached per crop, fill and mask) and the forwards run."""
     passes = [0]
     hook = model.register_forward_hook(lambda _m, _i, out: passes.__setitem__(0, passes[0] + len(out)))
     try:
@@ -124,11 +125,12 @@ def measure_cells(claim: str, pr: Probes, emb: np.ndarray, base: dict, grid: Gri
                   partner_emb: Mapping[str, np.ndarray] | None = None) -> list[Cell]:
     """Cells of every measure x operating point of one occlusion (probe embeddings ``emb``).
 
-    With ``partner_emb`` (occluded partners) only the both-sides genuine acceptance is measured.
+    With ``partner_emb`` (occluded partners) only the both-sides genuine acceptance is measured, over
+    the genuine pairs whose partner is among them.
     """
     side = "both" if partner_emb is not None else "probe"
     partners = partner_emb if partner_emb is not None else pr.partners
-    gen = np.array([emb[i] @ partners[p] for i, p in pr.genuine])
+    gen = np.array([emb[i] @ partners[p] for i, p in pr.genuine if p in partners])
     imp = np.array([emb[i] @ pr.partners[p] for i, p in pr.impostor])
     out = []
     for measure in grid.measures:
@@ -150,19 +152,29 @@ def measure_cells(claim: str, pr: Probes, emb: np.ndarray, base: dict, grid: Gri
     return out
 
 
+def both_sides_partners(pr: Probes, per_probe: int = 0) -> list[str]:
+    """The genuine partners occluded in the both-sides arm: the first ``per_probe`` of each probe (path
+    order; 0: all), sorted."""
+    chosen: dict[int, list[str]] = {}
+    for i, p in sorted(pr.genuine, key=lambda g: (g[0], g[1])):
+        if not per_probe or len(chosen.setdefault(i, [])) < per_probe:
+            chosen.setdefault(i, []).append(p)
+    return sorted({p for paths in chosen.values() for p in paths})
+
+
 def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes, grid: Grid,
                    claim: str) -> tuple[list[Cell], list[Cell]]:
     """The accuracy arm on one model: (claim cells of the critical pixels, control cells ``claim|control``).
 
     Grad-CAM-family person maps of the generation images at each layer of ``grid.accuracy_layers``;
     for every q the critical pixels of the probes; at ``control_qs`` every control; at ``both_sides_qs``
-    the genuine partners occluded too (critical and uniform pixels).
+    the genuine partners (:func:`both_sides_partners`) occluded too (critical and uniform pixels).
     """
     claim_cells, control_cells = [], []
     face = face_regions(cfg, pr.paths, pr.geometry)[0] if "face" in grid.controls else None
     names = list(model.layers)
     owner = {p: pr.identities[i] for i, p in pr.genuine}  # a genuine partner is its probe's person
-    partner_paths = sorted(owner)
+    partner_paths = both_sides_partners(pr, grid.both_sides_partners)
     partner_ids = [owner[p] for p in partner_paths]
     layers = list(dict.fromkeys(names[i] for i in grid.accuracy_layers))
     every = generation_maps(cfg, model, protocol, grid.accuracy_explainer, layers=layers)  # one pass, all layers

@@ -85,6 +85,7 @@ class Grid:
     n_boot: int
     variant_models: tuple[str, ...]  # models whose maps are recomputed for the non-default variants (empty: all)
     variant_max_images: int  # images (whole individuals, seeded) of those models' BC cells (0: all)
+    both_sides_partners: int  # genuine partners per probe occluded in the both-sides arm (0: all)
 
 
 
@@ -316,8 +317,9 @@ def reading(located: pd.DataFrame, beaten: pd.DataFrame, together: pd.DataFrame 
     reaches the BC claims together (``together``, from :func:`joint`), and against which controls."""
     lines = []
     for r in located.itertuples():
-        pub = f"{r.published_lo:.3f}" if r.published_lo == r.published_hi else f"{r.published_lo:.3f}-{r.published_hi:.3f}"
-        where = (f"in range under **{r.n_in_range} of {r.n_definitions}** definitions (e.g. `{r.in_range_definitions.split(' | ')[0]}`)"
+        pub = f"{r.published_lo:.3f}" + ("" if r.published_lo == r.published_hi else f"-{r.published_hi:.3f}")
+        first = r.in_range_definitions.split(" | ")[0] if r.n_in_range else ""
+        where = (f"in range under **{r.n_in_range} of {r.n_definitions}** definitions (e.g. `{first}`)"
                  if r.n_in_range else f"in range under **none** of the {r.n_definitions} definitions")
         lines.append(f"- **{r.claim}** (published {pub}): primary protocol {r.primary_value:.3f}; {where}; closest "
                      f"`{r.closest_definition}` = {r.closest_value:.3f} (distance {r.closest_distance:.3f}); the spread "
