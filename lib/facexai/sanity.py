@@ -52,7 +52,7 @@ DEFAULT_THRESHOLD = 0.5
 CAM_WEIGHTINGS = {"leam": "elementwise", "gradcam": "gradcam", "gradcam++": "gradcam++", "layercam": "elementwise"}
 RISE_NAMES = ("srise", "corrrise")
 EXPLAINERS = (*CAM_WEIGHTINGS, *RISE_NAMES)
-RULE = ("passes when the maps change: mean |Spearman rho| and mean SSIM to the original map both < {t:g} "
+RULE = ("passes when the maps change: mean absolute Spearman rho and mean SSIM to the original map both < {t:g} "
         "(fully randomised model, or randomised target); otherwise fails")
 
 Explain = Callable[[nn.Module, torch.Tensor, Target], dict[str, np.ndarray]]
