@@ -8,10 +8,20 @@
 #     name: facexai
 # ---
 
+# %% [markdown]
+# # 00 · Data: individuals, pairs and aligned faces
+#
+# Every later notebook works on the inputs prepared here once: N people with at least k aligned
+# face images, drawn from a seed out of a folder-per-person image set (LFW layout), 10-fold
+# verification pairs (the official LFW list or pairs built from the seed), and each image aligned
+# with MTCNN into every crop geometry the models need. Nothing is dropped silently: unusable files,
+# images without a plausible face and people left with too few aligned images are listed with the reason.
+
 # %% tags=["parameters"]
 profile = "quick"  # smoke | quick | paper (lib/facexai/profiles.toml)
 data_root = ""  # folder-per-identity images (LFW layout); empty: the profile's
 pairs = ""  # LFW View 2 pairs.txt; empty: the profile's (or pairs built from the seed)
+on_missing = ""  # pairs naming missing or unreadable images: "raise" or "skip"; empty: raise
 models = ""  # comma-separated model names; empty: the profile's
 device = "cpu"
 cache_root = ""
@@ -19,29 +29,33 @@ seed = 0
 run_name = ""
 
 # %% [markdown]
-# # 00 · Data: individuals, pairs and aligned faces
+# ## The steps
 #
-# Every later notebook works on the same inputs, prepared here once:
-#
-# 1. the image set, loaded folder by folder (one folder per person, LFW layout); unreadable files
-#    are skipped and counted;
-# 2. **N individuals with at least k images**, drawn from the seed (the works use 1000 from LFW);
+# 1. the image set, loaded folder by folder (one folder per person); files that do not decode or
+#    are too large, names that are not UTF-8, empty folders and nested folders are skipped and listed;
+# 2. **N individuals with at least k aligned images**, drawn from the seed (the works use 1000 from
+#    LFW); people left with fewer than k aligned images are dropped, listed, and replaced by further draws;
 # 3. **verification pairs**: the official LFW View 2 list (10 folds of 300 genuine + 300 impostor
 #    pairs) when given, otherwise balanced pairs in folds of disjoint people, built from the seed;
 # 4. **alignment** with facenet-pytorch's MTCNN (five landmarks) into each geometry the models need:
 #    `arcface112` (similarity warp onto the ArcFace template), `facenet160` (MTCNN box crop, margin
 #    32 source pixels, as FaceNet was trained) and `dlib150` (dlib-style face chip). Images where no
-#    face is found are listed and excluded from everything that follows.
+#    face is found, whose face is not upright (its box, scored by MTCNN turned 0/90/180/270 degrees,
+#    looks most like a face turned) or whose landmarks are implausible (eye line rolled beyond 60
+#    degrees, mouth above the eyes) are listed and excluded from everything that follows: such
+#    photos are rejected, not rotated. Images larger than 1600 x 1600 pixels are detected on a
+#    downscaled copy. When an image holds several faces, the one kept (largest and most central)
+#    is recorded.
 
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import align, data, plots, profiles, study
+from facexai import data, plots, profiles, study
 
 plots.use_style()
-cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name)
+cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, on_missing=on_missing, models=models,
+                       device=device, cache_root=cache_root, seed=seed, run_name=run_name)
 print(cfg)
 
 # %% [markdown]
@@ -49,22 +63,30 @@ print(cfg)
 
 # %%
 st, dataset, aligned = study.prepare(cfg)
-summary = pd.Series(st.summary, name="value").to_frame()
-plots.save_table(summary.reset_index(names="item"), cfg.out("00_data", "summary"))
-summary
+tables = study.report_tables(st, dataset)
+plots.save_table(tables["summary"], cfg.out("00_data", "summary"))
+tables["summary"]
 
 # %% [markdown]
-# ## Skipped files and images without a face
-# Nothing is dropped silently: files that do not decode, and images where MTCNN found no face,
-# are listed here (and in `alignment_failures.csv`).
+# ## What was left out, and why
+# Nothing is dropped silently: entries of the data folder that were not read, images without a
+# (plausible) face, and people left with fewer than k aligned images, each with its reason.
+# Paths are relative to the data folder.
 
 # %%
-print(f"skipped (not an image / corrupt): {len(dataset.skipped)}")
-for path, why in dataset.skipped[:20]:
-    print(f"  {path}: {why}")
-print(f"no face found / unreadable at alignment: {len(st.failures)}")
-display(st.failures.head(50))
-plots.save_table(st.failures, cfg.out("00_data", "alignment_failures"))
+for name in ("skipped", "alignment_failures", "dropped_identities"):
+    print(f"{name}: {len(tables[name])}")
+    display(tables[name].head(30))
+    plots.save_table(tables[name], cfg.out("00_data", name))
+
+# %% [markdown]
+# ## Images with several faces
+# The face kept is the largest box nearest the image centre; `face_kept` is its index among
+# MTCNN's detections (largest box first), `face_box` its box in source pixels.
+
+# %%
+plots.save_table(tables["several_faces"], cfg.out("00_data", "several_faces"))
+tables["several_faces"].head(20)
 
 # %% [markdown]
 # ## The selected individuals
@@ -120,5 +142,5 @@ for kind in ("calfw", "cplfw"):
         print(f"{kind.upper()}: not available ({err})")
 
 # %%
-display(Markdown(f"Artifacts for later notebooks: `{cfg.artifacts_dir}`; figures and tables: "
-                 f"`{cfg.figures_dir / '00_data'}`"))
+display(Markdown(f"Artifacts for later notebooks: `{study.shown_path(cfg.artifacts_dir)}`; figures and tables: "
+                 f"`{study.shown_path(cfg.figures_dir / '00_data')}`"))
