@@ -170,3 +170,15 @@ def test_dlib_predictor_checksum_is_checked(monkeypatch: pytest.MonkeyPatch) -> 
             parsing._dlib_models()
     finally:
         parsing._dlib_models.cache_clear()
+
+
+def test_pair_list_dataset_skips_non_utf8_names(sample: data.FaceDataset, tmp_path: Path) -> None:
+    a1, a2 = list(sample.identities.values())[0][:2]
+    root = _pair_list(tmp_path, [f"{a1.name} 1", f"{a2.name} 1"], sample)
+    bad = root / "calfw" / "aligned images" / os.fsdecode(b"Jos\xe9_0001.jpg")
+    try:
+        shutil.copy(a1, bad)
+    except (OSError, UnicodeError) as err:
+        pytest.skip(f"this file system refuses non-UTF-8 names: {err}")
+    dataset, pairs = data.load_pair_list_dataset(root, "calfw")
+    assert "not valid UTF-8" in dict(dataset.skipped)[bad] and len(pairs) == 1

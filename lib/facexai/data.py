@@ -347,7 +347,7 @@ def load_pair_list_dataset(root: str | os.PathLike, kind: Literal["calfw", "cplf
     for f in sorted(image_dir.iterdir()):
         if f.suffix.lower() not in IMAGE_EXTENSIONS or f.name.startswith("."):
             continue
-        problem = _image_problem(f) if verify else None
+        problem = _name_problem(f) or (_image_problem(f) if verify else None)
         if problem:
             skipped.append((f, problem))
         else:
