@@ -141,3 +141,19 @@ def test_corrupt_detection_and_crop_files_are_recomputed(two_faces: list[Path], 
     for path in files[::3]:
         assert f"corrupt cache file {path}" in caplog.text
     assert all(cache.read_npz(p) is not None for p in files)
+
+
+def test_a_corrupt_label_map_is_recomputed(two_faces: list[Path], tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    from facexai import parsing
+
+    crops = align.align_paths(two_faces, ["arcface112"], cache_dir=tmp_path).crops["arcface112"]
+    keys = [f"face{i}" for i in range(len(crops))]
+    first = parsing.cached_parse(crops, keys, "mediapipe", cache_root=tmp_path, progress=False)
+    (damaged, *_) = sorted((tmp_path / "parsing").rglob("*.npz"))
+    _flip_bytes(damaged, damaged.stat().st_size // 2)
+    with caplog.at_level(logging.WARNING):
+        again = parsing.cached_parse(crops, keys, "mediapipe", cache_root=tmp_path, progress=False)
+    assert f"corrupt cache file {damaged}" in caplog.text
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert again.failed == first.failed

@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from facexai.align import GEOMETRIES
-from facexai.cache import cache_dir, key, load_npz, save_npz
+from facexai.cache import cache_dir, key, read_npz, save_npz
 from facexai.models.registry import PackagedWeights
 
 log = logging.getLogger(__name__)
@@ -347,13 +347,14 @@ def cached_parse(crops: np.ndarray, keys: Sequence[str], method: str = "mediapip
         raise ValueError(f"{len(keys)} keys for {len(crops)} crops")
     folder = cache_dir(cache_root) / "parsing" / f"{method}-{definition_key(method)[:8]}"
     paths = [folder / h[:2] / f"{h}.npz" for h in (key(k) for k in keys)]
-    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    entries = [read_npz(p, ("labels", "landmarks", "ok", "message")) for p in paths]  # None: absent or corrupt
+    todo = [i for i, e in enumerate(entries) if e is None]
     if todo:
         fresh = parse(crops[todo], method, progress)
         for j, i in enumerate(todo):
-            save_npz(paths[i], labels=fresh.labels[j], landmarks=fresh.landmarks[j], ok=np.array(fresh.ok[j]),
-                     message=np.array(fresh.reasons.get(j) or fresh.notes.get(j, "")))
-    entries = [load_npz(p) for p in paths]
+            entries[i] = dict(labels=fresh.labels[j], landmarks=fresh.landmarks[j], ok=np.array(fresh.ok[j]),
+                              message=np.array(fresh.reasons.get(j) or fresh.notes.get(j, "")))
+            save_npz(paths[i], **entries[i])
     for k, entry in zip(keys, entries):
         if entry["labels"].shape != crops.shape[1:3]:
             raise ValueError(f"cached labels for key {k!r} are {entry['labels'].shape}, the crop is "
