@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol, saliency, study
+from facexai import map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol, study
 from facexai.models import load_model
 
 plots.use_style()
@@ -68,8 +68,8 @@ print(f"{len(st.identities)} individuals, {len(st.images)} images; models {list(
 
 # %% [markdown]
 # ## The declared grid
-# `grid.csv`: every factor and its levels as declared (the primary protocol's level first where it
-# is one of them). The definitions in the tables below are `factor=level` lists of these.
+# `grid.csv`: every factor and its levels as declared, and the profile's scale settings. The
+# definitions in the tables below are `factor=level` lists of these.
 
 # %%
 grid_table = pd.DataFrame([(k, str(v)) for k, v in vars(grid).items()], columns=["setting", "declared"])
@@ -80,24 +80,16 @@ grid_table
 # ## 1. Bhattacharyya coefficient under every map definition
 # Per model, the LEAM maps of every image (notebook 03's cache), then every level x aggregation x
 # sharpening. The other map variants (target, antialias) are computed for `variant_models` only, on
-# whole individuals up to `variant_max_images` images (all three variants of those models on the same
+# whole individuals up to `variant_max_images` images (every variant of those models on the same
 # images, so they compare with each other).
 
 # %%
 t0 = time.perf_counter()
 bc = []
 for name, model in zoo.items():
-    variants = grid.bc_variants if name in variant_models else [("cosine", False)]
-    subset = grid.variant_max_images if name in variant_models else 0
-    for target, antialias in variants:
-        default = (target, antialias) == ("cosine", False)  # notebook 03's maps: read them all, keep the subset
-        ms = saliency.image_maps(cfg, model, st.images, target=target, antialias=antialias,
-                                 max_images=0 if default else subset)
-        rows = saliency.select_rows(ms.images, subset, seed=cfg.seed) if default else np.arange(len(ms.images))
-        bc += map_definitions.bc_cells(ms.maps[rows], ms.images.identity.to_numpy()[rows], name, grid.bc_levels,
-                                       grid.bc_aggregations, grid.bc_sharpening,
-                                       {"target": target, "antialias": "yes" if antialias else "no"}, cfg.seed)
-    print(f"{name}: {len(rows)} images, {len(variants)} map variant(s); {len(bc)} BC cells so far")
+    cells = map_definitions.model_bc_cells(cfg, model, st.images, grid, variants=name in variant_models)
+    bc += cells
+    print(f"{name}: {len(cells)} BC cells")
 seconds["bc"] = time.perf_counter() - t0
 
 # %% [markdown]

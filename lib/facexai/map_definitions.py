@@ -11,10 +11,14 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
-from facexai.explain.topk import top_k
-from facexai.protocol import Cell, cell, definition
+from facexai import saliency
 from facexai.bhattacharyya import sample_pairs
+from facexai.explain.topk import top_k
+from facexai.models.registry import FaceModel
+from facexai.profiles import Config
+from facexai.protocol import Cell, Grid, cell, definition
 
 AGGREGATIONS = ("sum1_mean", "minmax_mean", "max")  # plus "layer<index>" (one named layer, e.g. layer-1)
 CHUNK = 64  # images aggregated at a time
@@ -178,4 +182,21 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
                 d = definition(level=level, aggregation=how, sharpening=sh, **variant)
                 out.append(cell("bc_same", d, model, (1.0, pair_bc(roots, same))))
                 out.append(cell("bc_different", d, model, (1.0, pair_bc(roots, diff))))
+    return out
+
+
+def model_bc_cells(cfg: Config, model: FaceModel, images: pd.DataFrame, grid: Grid, variants: bool) -> list[Cell]:
+    """Every BC cell of one model: its LEAM maps (notebook 03's cache) under each declared definition and,
+    with ``variants``, every map variant of ``grid.bc_variants``, all on the same whole individuals up to
+    ``grid.variant_max_images`` images (the default variant's maps read in full, then that subset kept)."""
+    out = []
+    subset = grid.variant_max_images if variants else 0
+    for target, antialias in grid.bc_variants if variants else [("cosine", False)]:
+        default = (target, antialias) == ("cosine", False)
+        ms = saliency.image_maps(cfg, model, images, target=target, antialias=antialias,
+                                 max_images=0 if default else subset)
+        rows = saliency.select_rows(ms.images, subset, seed=cfg.seed) if default else np.arange(len(ms.images))
+        out += bc_cells(ms.maps[rows], ms.images.identity.to_numpy()[rows], model.spec.name, grid.bc_levels,
+                        grid.bc_aggregations, grid.bc_sharpening,
+                        {"target": target, "antialias": "yes" if antialias else "no"}, cfg.seed)
     return out
