@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from facexai import align, data, parsing, parsing_bisenet
+from facexai import align, cache, data, parsing, parsing_bisenet
 from facexai.models.registry import WeightsError
 
 GEOMETRY_NAMES = list(align.GEOMETRIES)
@@ -203,7 +203,7 @@ def test_cached_parse_roundtrip(aligned: align.AlignmentResult, tmp_path: Path,
     first = parsing.cached_parse(crops, keys, "mediapipe", cache_root=tmp_path, progress=False)
     assert first.failed == [2] and 2 in first.reasons
     files = sorted((tmp_path / "parsing").rglob("*.npz"))
-    assert len(files) == 3 and not list((tmp_path / "parsing").rglob("*.tmp"))
+    assert len(files) == 3 and not list((tmp_path / "parsing").rglob("*" + cache.TMP_SUFFIX))
 
     def no_landmarking(crop: np.ndarray):
         raise AssertionError("parsed again although cached")

@@ -268,3 +268,17 @@ def test_bisenet_parser_is_cached_and_needs_its_weights(tmp_path: Path, monkeypa
     np.testing.assert_array_equal(again.labels, result.labels)
     with pytest.raises(ValueError, match="unknown parser 'magic'.*mediapipe"):
         regions.parse_crops(crops, ["k1", "k2"], "magic")
+
+
+def test_bisenet_label_cache_recomputes_a_corrupt_file(tmp_path, monkeypatch) -> None:
+    """A damaged BiSeNet label-map cache file is logged, deleted and recomputed, never a crash."""
+    torch.manual_seed(0)
+    torch.save(parsing_bisenet.BiSeNet().state_dict(), tmp_path / parsing_bisenet.BISENET_WEIGHTS.filename)
+    monkeypatch.setenv("FACEXAI_WEIGHTS", str(tmp_path))
+    crops = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    first = regions.parse_crops(crops, ["a", "b"], "bisenet", cache_root=tmp_path / "cache", progress=False)
+    (cached,) = (tmp_path / "cache" / "parsing").rglob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])  # truncated: not a valid zip any more
+    again = regions.parse_crops(crops, ["a", "b"], "bisenet", cache_root=tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(first.labels, again.labels)
+    assert np.load(cached)["labels"].shape == first.labels.shape  # rewritten whole

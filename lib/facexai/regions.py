@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from facexai import metrics, parsing, published, study
-from facexai.cache import cache_dir, file_sha256, key, load_npz, save_npz
+from facexai.cache import cache_dir, file_sha256, key, read_npz, save_npz
 from facexai.explain import critical_mask
 from facexai.profiles import Config
 from facexai.saliency import MapSet
@@ -54,10 +54,12 @@ def parse_crops(crops: np.ndarray, keys: Sequence[str], parser: str = "mediapipe
     weights = parsing_bisenet.BISENET_WEIGHTS.locate(weights_dir())  # WeightsError naming file and source
     definition = key(file_sha256(weights), parsing_bisenet.BISENET_TO_CLASS, parsing_bisenet.INPUT_SIZE)
     path = cache_dir(cache_root) / "parsing" / f"bisenet-{definition[:8]}" / f"{key(list(keys))}.npz"
-    if not path.exists():
-        result = parsing_bisenet.parse_bisenet(crops, parsing_bisenet.load_bisenet(weights), progress=progress)
-        save_npz(path, labels=result.labels)
-    labels = load_npz(path)["labels"]
+    cached = read_npz(path, ("labels",))  # None: absent, or corrupt (logged, deleted): recompute
+    if cached is None or len(cached["labels"]) != len(crops):
+        labels = parsing_bisenet.parse_bisenet(crops, parsing_bisenet.load_bisenet(weights), progress=progress).labels
+        save_npz(path, labels=labels)
+    else:
+        labels = cached["labels"]
     return parsing.ParseResult(labels, np.zeros((len(labels), 0, 2), np.float32), np.ones(len(labels), bool),
                                "bisenet")
 
