@@ -101,3 +101,24 @@ def test_bad_input_is_refused():
         lattice.lattice_share(blob(), np.zeros((10, 10), bool))
     with pytest.raises(ValueError, match="no layer"):
         lattice.lattice_table(np.ones((1, 1, *SIZE)), ["c"], {"c": (5, 5)})
+
+
+def test_cam_antialias_option_and_several_weightings_from_one_pass():
+    from facexai.explain import LEAM, CosineTarget, GradCAM, normalise_maps
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.LazyLinear(8))
+    x = torch.rand(2, 3, 32, 32) * 255
+    net(x)  # materialise the lazy layer
+    target = CosineTarget(torch.nn.functional.normalize(torch.randn(8), dim=0))
+    plain = LEAM(net, {"c": "0"})
+    treated = LEAM(net, {"c": "0"}, antialias=True)
+    raw = plain.raw_maps(x, target)
+    expected, _ = normalise_maps(upsample_maps(raw, (32, 32), antialias=True))
+    assert torch.allclose(treated(x, target), expected, atol=1e-7)
+    assert not torch.allclose(plain(x, target), expected)
+    both = plain.weighted_maps(x, target, ["elementwise", "gradcam"])
+    assert torch.equal(both["elementwise"], plain(x, target))
+    assert torch.allclose(both["gradcam"], GradCAM(net, {"c": "0"})(x, target))
+    with pytest.raises(ValueError, match="unknown weightings"):
+        plain.weighted_maps(x, target, ["mean"])
