@@ -130,6 +130,8 @@ published
 
 # %%
 display(Markdown(claims.verdict_line("bc_same_vs_different", cfg.figures_dir, st.summary)))
+# the different-people BC at one layer is also the baseline of notebook 03's "layers differ" claim
+display(Markdown(claims.verdict_line("layers_differ", cfg.figures_dir, st.summary)))
 
 # %% [markdown]
 # ### Sensitivity: BC of the critical regions instead of the whole maps

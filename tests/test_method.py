@@ -14,10 +14,11 @@ METHOD_NOTEBOOKS = ["03_leam_layers", "06_occlusion_validation", "07_transferabi
 def test_method_defaults_and_overrides():
     m = profiles.method()
     assert (m.q, m.fill, m.cam_layer, m.target, m.weighting, m.antialias) == (1.0, "black", -2, "cosine",
-                                                                              "elementwise", False)
+                                                                              "elementwise", True)
     assert m.fill in m.fills and "method" not in profiles.available()
     m2 = profiles.method(q=2, fills="blur, black", fill="blur", antialias=None)
-    assert m2.q == 2.0 and m2.fills == ("blur", "black") and m2.fill == "blur" and m2.antialias is False
+    assert m2.q == 2.0 and m2.fills == ("blur", "black") and m2.fill == "blur" and m2.antialias is True
+    assert profiles.method(antialias=False).antialias is False
     with pytest.raises(ValueError, match="unknown \\['colour'\\]"):
         profiles.method(colour="red")
     with pytest.raises(ValueError, match="not among the fills"):
@@ -52,3 +53,24 @@ def test_changing_q_in_the_method_table_changes_every_notebook(notebook, tmp_pat
     assert _method_of(notebook, {}).q == 2.5
     if "\nq = None" in params:  # a run's parameter still overrides the table
         assert _method_of(notebook, {"q": 0.5}).q == 0.5
+
+
+def test_changing_q_in_the_method_table_changes_the_ledger(tmp_path, monkeypatch):
+    """The ledger judges the occlusion rows of the declared q and fill, not a hard-coded 1% black."""
+    import pandas as pd
+
+    from facexai import claims
+
+    rows = pd.DataFrame([dict(explainer="leam", fill=fill, q=q, selection=sel, model="M", mean_drop=drop,
+                              ci_lo=drop - 0.01, ci_hi=drop + 0.01)
+                         for fill, q, drop in [("black", 1.0, 0.1), ("black", 2.5, 0.2), ("blur", 1.0, 0.3)]
+                         for sel in ("leam", "random")])
+    assert set(claims.occlusion_selected(rows).mean_drop) == {0.1}
+    edited = tmp_path / "profiles.toml"
+    text = re.sub(r"^q = 1\.0", "q = 2.5", profiles.PROFILES_FILE.read_text(), count=1, flags=re.M)
+    edited.write_text(text)
+    monkeypatch.setattr(profiles, "PROFILES_FILE", edited)
+    assert set(claims.occlusion_selected(rows).mean_drop) == {0.2}
+    edited.write_text(re.sub(r'^fill = "black"', 'fill = "blur"', profiles.PROFILES_FILE.read_text().replace(
+        "q = 2.5", "q = 1.0", 1), count=1, flags=re.M))
+    assert set(claims.occlusion_selected(rows).mean_drop) == {0.3}

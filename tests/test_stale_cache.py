@@ -91,3 +91,20 @@ def test_crop_keys_carry_the_geometry_definition_and_code_version(monkeypatch: p
     assert align.crop_key(sha, "arcface112") == key  # the description does not shape the crop
     monkeypatch.setattr(align, "ALIGN_VERSION", align.ALIGN_VERSION + 1)
     assert align.crop_key(sha, "arcface112") != key
+
+
+def test_a_swapped_user_checkpoint_gets_its_own_map_cache(tmp_path: Path) -> None:
+    """Saliency maps are keyed by the model's fingerprint (weights SHA-256 and converter version)."""
+    from facexai import saliency, techniques
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    path = weights / registry.get_spec("IR18").weights.filename
+    cfg = profiles.resolve("smoke", cache_root=str(tmp_path / "cache"))
+    settings = techniques.default_settings("cam")
+    names = []
+    for seed in (1, 2):  # same file name, other weights
+        _save_random_ir18(path, seed)
+        model = registry.load_model("IR18", user_weights=weights)
+        names.append(saliency._cache_name(cfg, model, ["leam"], ["layer4"], settings, ["k0", "k1"], np.arange(2)))
+    assert names[0] != names[1]

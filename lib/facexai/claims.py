@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from facexai import cache, runstamp
+from facexai import cache, profiles, runstamp
 from facexai.published import PUBLISHED, TABLE1, TABLE2, TABLE2_DATASET, WORKS, Published
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly", "not reproduced"
@@ -358,9 +358,15 @@ def measure_models_agree(df: pd.DataFrame) -> Measurement:
 
 # ---------------------------------------------------------------- LEAM: occlusion, transfer, subgroups
 
-def occlusion_selected(df: pd.DataFrame, explainer: str = "leam", fill: str = "black", q: float = 1.0) -> pd.DataFrame:
-    """Held-out occlusion rows of one explainer, fill and q, with kind = 'map' (its pixels) or 'random'."""
-    rows = where(df, explainer=explainer, fill=fill, q=q)
+def declared_occlusion() -> dict[str, object]:
+    """The study's declared q and main fill (the ``[method]`` table): the rows every occlusion claim reads."""
+    method = profiles.method()
+    return {"fill": method.fill, "q": method.q}
+
+
+def occlusion_selected(df: pd.DataFrame, explainer: str = "leam") -> pd.DataFrame:
+    """Held-out occlusion rows of one explainer at the declared fill and q, kind = 'map' (its pixels) or 'random'."""
+    rows = where(df, explainer=explainer, **declared_occlusion())
     need(rows, "selection", "mean_drop", "ci_lo", "ci_hi")
     if "in_sample" in rows:
         rows = rows[rows.in_sample.map(norm) != "true"]
@@ -415,7 +421,7 @@ def measure_drop(df: pd.DataFrame) -> Measurement:
 
 def measure_transfer(df: pd.DataFrame) -> Measurement:
     """Black-box: another model's LEAM pixels vs random pixels, per (generation, evaluation) pair."""
-    rows = where(df, fill="black", q=1.0)
+    rows = where(df, **declared_occlusion())
     need(rows, "generation", "evaluation", "explainer", "mean_drop", "ci_lo", "ci_hi")
     is_random = rows.generation.map(norm).str.contains("random")
     leam = rows[~is_random & (rows.explainer.map(norm) == "leam") & (rows.generation != rows.evaluation)]
@@ -463,10 +469,10 @@ def _ok(rows: pd.DataFrame) -> pd.Series:
     return ran & rows.recognition_rate.notna()
 
 
-def _rates(df: pd.DataFrame, subset: str | None = None, fill: str | None = "black") -> pd.DataFrame:
-    """Mean-over-models rows of a notebook-08 table (one fill, or every fill when None), names normalised."""
+def _rates(df: pd.DataFrame, subset: str | None = None, every_fill: bool = False) -> pd.DataFrame:
+    """Mean-over-models rows of a notebook-08 table (the declared fill, or every fill), names normalised."""
     need(df, "technique", "dataset", "fill", "recognition_rate", "n_images")
-    rows = df[df.fill.map(norm) == fill] if fill else df
+    rows = df if every_fill else df[df.fill.map(norm) == declared_occlusion()["fill"]]
     if "model" in rows:
         rows = rows[rows.model.map(norm) == "mean"] if (rows.model.map(norm) == "mean").any() else rows
     if subset and "subset" in rows:
@@ -611,7 +617,7 @@ def measure_negligible(df: pd.DataFrame, subset_table: pd.DataFrame) -> Measurem
 def measure_fill(df: pd.DataFrame) -> Measurement:
     """Range of the rate across fills (per technique) vs across techniques (per fill), mean-over-models rows of all
     people; not judgeable when the techniques' own range is inside twice the rates' typical 95% half-width."""
-    rows = _rates(df, subset="all", fill=None)
+    rows = _rates(df, subset="all", every_fill=True)
     rows = rows[_ok(rows) & (rows.technique != "random")]
     if rows.fill.nunique() < 2 or rows.technique.nunique() < 2:
         raise NotTestable(f"needs >= 2 fills and >= 2 techniques; fills {sorted(rows.fill.unique())}")
@@ -736,7 +742,7 @@ def measure_layer_layercam(df: pd.DataFrame) -> Measurement:
 
 def transfer_matrix(df: pd.DataFrame, explainer: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """(rates generation x evaluation, n_images alike, random floor per evaluation model) of one explainer."""
-    rows = where(df, fill="black", q=1.0)
+    rows = where(df, **declared_occlusion())
     need(rows, "generation", "evaluation", "explainer", "recognition_rate", "n_images")
     is_random = rows.generation.map(norm).str.contains("random")
     mine = rows[~is_random & (rows.explainer.map(norm) == norm(explainer))]

@@ -42,7 +42,7 @@ CRITICAL_SEED = -1  # the seed column of critical-selection rows (random rows ho
 
 def clean_embeddings(cfg: Config, model: FaceModel, protocol: Protocol) -> dict[str, np.ndarray]:
     """Raw clean embeddings of the selected images and of the run's pair images (cached as 01 and 03 do)."""
-    tag = ("clean", model.spec.name, str(getattr(model.spec.weights, "sha256", "")), str(cfg.cache_root))
+    tag = ("clean", model.fingerprint, str(cfg.cache_root))
     if tag in protocol.memo:
         return protocol.memo[tag]
     pair_paths = list(dict.fromkeys([*protocol.study_pairs.path_a, *protocol.study_pairs.path_b]))

@@ -161,7 +161,7 @@ def _cache_name(cfg: Config, model: FaceModel, planes: list[str], layers: list[s
                 settings: CamSettings | RiseSettings, keys: list[str], rows: np.ndarray) -> str:
     """The cache folder name of a map set: what the maps depend on, and which images they are of."""
     params = dict(target=settings.target, reference=settings.reference, margin=settings.margin,
-                  model=model.spec.name, weights=getattr(model.spec.weights, "sha256", ""), explainer="+".join(planes))
+                  model=model.spec.name, weights=model.fingerprint, explainer="+".join(planes))
     if isinstance(settings, RiseSettings):
         params |= dict(n_masks=settings.n_masks, cell_size=settings.cell_size, p=settings.p, fill=settings.fill,
                        seed=cfg.seed)
