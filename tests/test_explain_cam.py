@@ -2,7 +2,6 @@
 import logging
 
 import facexai  # noqa: F401
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,8 +13,6 @@ from facexai.explain import (
     GradCAM,
     GradCAMPlusPlus,
     LayerCAM,
-    person_maps,
-    reference_embeddings,
 )
 
 
@@ -130,24 +127,3 @@ def test_unsuitable_layers_are_refused(resnet, path, message):
         LEAM(resnet, [path])(face_like_images(1, 32), lambda emb: emb.sum(-1))
 
 
-def test_person_maps_is_the_mean_of_image_maps_and_batch_invariant(resnet):
-    people = {"a": face_like_images(2, 48, seed=10), "b": face_like_images(3, 48, seed=11),
-              "c": face_like_images(2, 48, seed=12)}
-    maps = person_maps(resnet, RESNET_LAYERS, people, batch_size=3, progress=False)
-    assert maps.shape == (3, 4, 48, 48) and maps.dtype == np.float32
-    np.testing.assert_allclose(maps.sum((-2, -1)), 1, atol=1e-5)
-    explainer = LEAM(resnet, RESNET_LAYERS)
-    for p, images in enumerate(people.values()):
-        with torch.no_grad():
-            refs = reference_embeddings(resnet(images), "leave_one_out")
-        expected = explainer(images, CosineTarget(refs)).mean(0).numpy()
-        np.testing.assert_allclose(maps[p], expected, rtol=1e-4, atol=1e-9)
-    again = person_maps(resnet, RESNET_LAYERS, list(people.values()), batch_size=7, progress=False)
-    np.testing.assert_allclose(again, maps, rtol=1e-4, atol=1e-9)
-    arcface = person_maps(resnet, RESNET_LAYERS, people, target="arcface", progress=False)
-    assert arcface.shape == maps.shape and not np.allclose(arcface, maps)
-
-
-def test_person_maps_refuses_single_image_people(resnet):
-    with pytest.raises(ValueError, match=">= 2 images"):
-        person_maps(resnet, RESNET_LAYERS, [face_like_images(2, 32), face_like_images(1, 32)], progress=False)

@@ -11,7 +11,6 @@ from facexai.explain.cam import (
     GradCAM,
     GradCAMPlusPlus,
     LayerCAM,
-    person_maps,
 )
 from facexai.explain.rise import SRISE, CorrRISE, PearsonAccumulator, RiseMasks
 from facexai.explain.targets import (
@@ -24,7 +23,7 @@ from facexai.explain.targets import (
 from facexai.explain.topk import critical_mask
 
 __all__ = [
-    "LEAM", "BaseCAM", "GradCAM", "GradCAMPlusPlus", "LayerCAM", "WEIGHTINGS", "person_maps",
+    "LEAM", "BaseCAM", "GradCAM", "GradCAMPlusPlus", "LayerCAM", "WEIGHTINGS",
     "SRISE", "CorrRISE", "RiseMasks", "PearsonAccumulator",
     "Target", "CosineTarget", "ArcFaceTarget", "reference_embeddings", "person_target",
     "critical_mask", "check_images", "normalise_maps", "resolve_layers", "antialias_map", "upsample_maps",

@@ -11,13 +11,10 @@ pytorch-grad-cam's base_cam.py.
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from facexai.explain.base import (
     LayerSpec,
@@ -27,9 +24,6 @@ from facexai.explain.base import (
     resolve_layers,
     upsample_maps,
 )
-from facexai.explain.targets import person_target
-
-log = logging.getLogger(__name__)
 
 Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -194,66 +188,3 @@ class GradCAMPlusPlus(BaseCAM):
 
     weighting = "gradcam++"
 
-
-def person_maps(
-    model: nn.Module,
-    layers: LayerSpec,
-    images_by_person: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
-    *,
-    target: str = "cosine",
-    reference: str = "leave_one_out",
-    weighting: str = "elementwise",
-    margin: float = 0.2,
-    scale: float = 64.0,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    input_size: int | Sequence[int] | None = None,
-    progress: bool = True,
-) -> np.ndarray:
-    """LEAM map per person and layer, float32 [person, layer, H, W], each summing to 1.
-
-    A person's map is the mean of its images' maps, each explaining the target (``"cosine"`` or
-    ``"arcface"``, see :mod:`facexai.explain.targets`) against the image's ``reference``
-    embedding. Images (n_p, 3, H, W) of all people are batched together; the overall map of a
-    person is ``maps.mean(axis=1)``.
-    """
-    people = list(images_by_person.values() if isinstance(images_by_person, Mapping) else images_by_person)
-    if not people:
-        raise ValueError("images_by_person is empty")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    model = model.to(device)
-    explainer = LEAM(model, layers, input_size, weighting)
-    people = [check_images(imgs, input_size) for imgs in people]
-    sizes = {tuple(imgs.shape[-2:]) for imgs in people}
-    if len(sizes) != 1:
-        raise ValueError(f"all images must have one size, got {sorted(sizes)}")
-    index = [(p, i) for p, imgs in enumerate(people) for i in range(len(imgs))]
-    batches = [index[s:s + batch_size] for s in range(0, len(index), batch_size)]
-
-    def stack(batch):
-        return torch.stack([people[p][i] for p, i in batch]).to(device)
-
-    bar = tqdm(total=2 * len(batches), desc="LEAM person maps", disable=not progress)
-    embeddings = []
-    with torch.no_grad():
-        for batch in batches:
-            embeddings.append(model(stack(batch)).float())
-            bar.update()
-    embeddings = torch.cat(embeddings).split([len(imgs) for imgs in people])
-    tgt = person_target(embeddings, target, reference, scale, margin)
-
-    height, width = people[0].shape[-2:]
-    sums = torch.zeros(len(people), len(explainer.layer_names), height, width, dtype=torch.float64)
-    start = 0
-    for batch in batches:
-        maps = explainer(stack(batch), tgt.select(slice(start, start + len(batch)))).double().cpu()
-        sums.index_add_(0, torch.tensor([p for p, _ in batch]), maps)
-        start += len(batch)
-        bar.update()
-    bar.close()
-    if explainer.n_uniform:
-        log.warning("person_maps: %d of %d image maps were all zero (made uniform)",
-                    explainer.n_uniform, len(index) * len(explainer.layer_names))
-    counts = torch.tensor([len(imgs) for imgs in people], dtype=torch.float64)[:, None, None, None]
-    return (sums / counts).float().numpy()
