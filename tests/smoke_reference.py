@@ -46,7 +46,8 @@ def read(path: Path, run_name: str = RUN) -> pd.DataFrame:
         return pd.DataFrame()
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: normalise(v, run_name) if isinstance(v, str) else v)
+            frame[column] = pd.Series([("" if pd.isna(v) else normalise(str(v), run_name)) for v in frame[column]],
+                                      index=frame.index, dtype=object)  # plain text, empty cells as ""
     return frame
 
 
@@ -66,7 +67,7 @@ def compare(name: str, expected: pd.DataFrame, actual: pd.DataFrame, rtol: float
             ev, av = e.to_numpy(float), a.to_numpy(float)
             same = np.isclose(av, ev, rtol=rtol, atol=atol) | (np.isnan(ev) & np.isnan(av))
         else:
-            same = (e.astype(str) == a.astype(str)).to_numpy()
+            same = np.array([str(x) == str(y) for x, y in zip(e, a)], dtype=bool)
         for row in np.flatnonzero(~same):
             got, want = a.iloc[row], e.iloc[row]
             got, want = (v.item() if isinstance(v, np.generic) else v for v in (got, want))

@@ -1,7 +1,7 @@
 """The tables of a smoke run equal the committed references (tests/reference/smoke/), cell by cell."""
 import pandas as pd
 
-from smoke_reference import REFERENCE_DIR, compare, compare_runs, normalise, tables
+from smoke_reference import REFERENCE_DIR, compare, compare_runs, normalise, read, tables
 
 
 def test_differences_are_reported_by_table_row_and_column():
@@ -19,6 +19,14 @@ def test_differences_are_reported_by_table_row_and_column():
     assert compare("cost.csv", timed, timed.assign(seconds_per_image=[9.0], source_sha256=["cd"])) == []
     nan = pd.DataFrame({"x": [float("nan")]})
     assert compare("t.csv", nan, nan.copy()) == [] and compare("t.csv", nan, pd.DataFrame({"x": [1.0]}))
+
+
+def test_empty_text_cells_compare_equal(tmp_path):
+    (tmp_path / "t.csv").write_text("model,note,x\nA,,1.0\nB,text,\n")
+    table = read(tmp_path / "t.csv")
+    assert compare("t.csv", table, read(tmp_path / "t.csv")) == []
+    (tmp_path / "u.csv").write_text("model,note,x\nA,,1.0\nB,other,\n")
+    assert compare("t.csv", table, read(tmp_path / "u.csv")) == ["t.csv: row 1, column 'note': 'other', reference 'text'"]
 
 
 def test_missing_and_new_tables_are_reported(tmp_path):
