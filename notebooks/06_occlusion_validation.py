@@ -37,7 +37,7 @@ n_eval = None  # held-out images per person (int) or fraction (float); None: the
 n_random_seeds = None  # random-pixel baseline draws; None: the profile's occlusion_seeds
 in_sample = False  # True: occlude the generation images themselves (labelled "in-sample" everywhere)
 n_impostors = 5  # impostor partners per occluded image (pairs built from the selected people)
-attributes_file = "../shared/data/lfw/female_names.txt,../shared/data/lfw/male_names.txt"  # optional groups
+attributes_file = ""  # optional groups, e.g. "../shared/data/lfw/female_names.txt,../shared/data/lfw/male_names.txt"
 n_boot = 1000  # bootstrap resamples of the confidence intervals
 
 # %% [markdown]
@@ -216,7 +216,9 @@ plots.save_figure(fig, cfg.out(NB, "examples"))
 # widely used third-party LFW perceived-gender lists `female_names.txt` / `male_names.txt`), the
 # same measures per group. It is an external annotation, not ground truth: conflicts (an image in
 # two lists) and gaps (in none) are reported and left out. `occlusion_subgroups.csv` has the
-# summary's columns plus `group`.
+# summary's columns plus `group`. The default run uses none (the lists are a third-party annotation
+# whose terms are not stated, so they do not ship with the project): pass them with
+# `./run_all.sh -p attributes_file "PATH/female_names.txt,PATH/male_names.txt"`.
 
 # %%
 files = occlusion_summary.resolve_files(attributes_file)
