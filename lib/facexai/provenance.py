@@ -13,7 +13,6 @@ import platform
 import re
 import subprocess
 import threading
-import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
