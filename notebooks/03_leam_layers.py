@@ -25,6 +25,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 layers = ""  # comma-separated layer names; empty: every named stage of each model
 target = None  # cosine | arcface; None: the [method] table of profiles.toml
 weighting = None  # elementwise (LEAM) | gradcam | gradcam++; None: the method table
@@ -67,7 +70,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name)
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 method = profiles.method(target=target, weighting=weighting, margin=margin, q=q)
 settings = techniques.default_settings("cam", method)
 st = study.load(cfg)

@@ -24,6 +24,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 parser = "mediapipe"  # label maps of notebook 02: mediapipe | dlib | bisenet
 q = 1.0  # critical region: top q% pixels of a map
 label_source = "person"  # person | person_mode | image (see below)
@@ -64,7 +67,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name)
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}; parser {parser}; "
       f"label source {label_source}: {regions.LABEL_SOURCES[label_source]}")

@@ -25,6 +25,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 max_same_per_person = 0  # cap on same-person image pairs per individual (0: every pair)
 common_geometry = "arcface112"  # geometry all models' person maps are carried into for the cross-model comparison
 q = 1.0  # critical region (top q% pixels) for the sensitivity section
@@ -59,7 +62,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name)
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 if common_geometry not in align.GEOMETRIES:
     raise ValueError(f"unknown common_geometry {common_geometry!r}; valid: {sorted(align.GEOMETRIES)}")

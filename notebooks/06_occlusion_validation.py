@@ -26,6 +26,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 explainer = "leam"  # any facexai.techniques name: leam | gradcam | gradcam++ | layercam | srise | corrrise
 layers = ""  # comma-separated layers; empty: the technique's policy (LEAM every named layer, CAMs the method's cam_layer)
 map_images = "generation"  # generation: maps of the generation images only | all: reuse 03's maps of every image
@@ -79,7 +82,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name, occlusion_n_eval=n_eval,
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, occlusion_n_eval=n_eval,
                        occlusion_seeds=n_random_seeds)
 method = profiles.method(q=q, fills=fills, fill=fill)
 st = study.load(cfg)

@@ -26,6 +26,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 dataset = "LFW"  # LFW (this run's images) | CALFW | CPLFW (their folder: dataset_root, else $FACEXAI_CALFW / $FACEXAI_CPLFW)
 dataset_root = ""  # CALFW / CPLFW folder (pair list + images); empty: the environment variable
 explainers = "leam,gradcam++"  # one transfer table each: leam (the LEAM work) | gradcam++ (the poster's Table 2) | ...
@@ -64,7 +67,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name, occlusion_n_eval=n_eval,
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, occlusion_n_eval=n_eval,
                        occlusion_seeds=n_random_seeds)
 method = profiles.method(cam_layer=cam_layer, fill=fill, q=q)
 fill, q = method.fill, method.q

@@ -25,6 +25,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 techniques = "leam,gradcam,gradcam++,layercam,srise,corrrise"  # the random-pixel floor is always added
 datasets = "LFW,CALFW,CPLFW"  # data sets of the table; CALFW / CPLFW read "not available" without their folder
 fills = None  # comma-separated fills of the fill table; None: the [method] table of profiles.toml
@@ -90,7 +93,8 @@ from facexai.models import load_model
 plots.use_style()
 started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name, xai_models=xai_models,
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, xai_models=xai_models,
                        occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds)
 method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)
 st = study.load(cfg)

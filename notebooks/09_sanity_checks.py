@@ -32,6 +32,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 sanity_models = ""  # comma-separated models of the randomisation and faithfulness checks; empty: the profile's
 n_images = None  # images per check (one per person); None: the profile's sanity_images
 n_stages = None  # cascade stages evaluated; None: the profile's sanity_stages (0: every block)
@@ -71,7 +74,8 @@ from facexai.models import load_model
 plots.use_style()
 started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name, sanity_models=sanity_models,
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, sanity_models=sanity_models,
                        sanity_images=n_images, sanity_stages=n_stages, sanity_rise_masks=rise_masks,
                        sanity_steps=n_steps, sanity_lattice_people=lattice_people)
 method = profiles.method(q=q)

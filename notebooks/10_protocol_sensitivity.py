@@ -40,6 +40,9 @@ device = "cpu"
 cache_root = ""
 seed = 0
 run_name = ""
+n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
+min_images = None  # only people with >= this many images; None: the profile's (--min-images)
+figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 
 # %%
 import time
@@ -53,7 +56,8 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name)
+                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 grid = protocol.grid(cfg.profile)
 NB = "10_protocol_sensitivity"

@@ -1161,6 +1161,9 @@ def to_markdown(ledger: pd.DataFrame, title: str = "Claims ledger", head: Sequen
               "## Rules", "", rules().to_markdown(index=False), "", tolerances().to_markdown(index=False), "",
               "## Works", "", *[f"- **{k}**: {v}" for k, v in WORKS.items()], "",
               "## Provenance", "",
+              "The run's arguments, parameters, git commit, package versions, machine and per-notebook time and "
+              "memory: [manifest.md](manifest.md) ([json](manifest.json)); each notebook executed: "
+              "[notebooks/](notebooks/).", "",
               ledger[["claim", "source", "source_sha256", "source_mtime"]].to_markdown(index=False), ""]
     return "\n".join(lines)
 
