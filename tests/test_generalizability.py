@@ -61,7 +61,7 @@ def test_loss_and_rise_settings(smoke_cfg):
     settings = gen.loss_settings([0.2, 0.5])
     assert settings == [("cosine", {"target": "cosine"}), ("arcface m=0.2", {"target": "arcface", "margin": 0.2}),
                         ("arcface m=0.5", {"target": "arcface", "margin": 0.5})]
-    # the ledger (notebook 09) reads the margin back from the value
+    # the ledger (notebook 11) reads the margin back from the value
     assert [claims.loss_margin(v) for v, _ in settings] == [0.0, 0.2, 0.5]
     cfg = replace(smoke_cfg, rise_masks=60, xai_rise_mask_counts=[30, 60], xai_rise_cell_sizes=[32, 8])
     assert gen.rise_sweep(cfg) == {"n_masks": [30, 60], "cell_size": [8, gen.RISE_CELL, 32]}
