@@ -486,3 +486,19 @@ def test_pages_show_every_claim_rule_and_header(tmp_path):
     assert "MAG_TOL" not in " ".join(rules["magnitude rule"])  # constants filled in
     assert set(claims.tolerances().constant) == set(claims.TOLERANCES)
     assert (claims.tolerances()["why this value"].str.len() > 30).all()
+
+
+def test_the_ledger_links_a_claim_to_its_protocol_sweep_rows(tmp_path):
+    """The sweep column says under how many declared definitions our value reaches the published one."""
+    folder = tmp_path / "10_protocol_sensitivity"
+    folder.mkdir()
+    pd.DataFrame([dict(claim="drop_map", n_definitions=4, n_in_range=0, primary_value=0.05, closest_definition="q=2",
+                       closest_value=0.09),
+                  dict(claim="drop_random", n_definitions=4, n_in_range=3, primary_value=0.02,
+                       closest_definition="q=1", closest_value=0.03)]).to_csv(folder / "sweep_closest.csv", index=False)
+    text = claims.sweep_of("occlusion_drop", tmp_path)
+    assert "drop_map: in range under none of 4 definitions; ours (primary) 0.050, closest 0.090 (q=2)" in text
+    assert "drop_random: in range under 3 of 4 definitions" in text
+    assert "drop_ratio: not swept in this run" in text
+    assert claims.sweep_of("nose_share", tmp_path) == ""  # no sweep measures it
+    assert claims.sweep_of("occlusion_drop", tmp_path / "elsewhere") == "not run"

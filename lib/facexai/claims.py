@@ -999,6 +999,40 @@ def sanity_of(explainers: Sequence[str], figures_dir: Path, stamp: dict | None =
     return "; ".join(parts)
 
 
+SWEEP = "10_protocol_sensitivity/sweep_closest.csv"
+#: ledger claim -> the protocol sweep's claims (notebook 10) that measure the same number under other definitions
+SWEEP_LINKS = {"bc_same_vs_different": ("bc_same", "bc_different", "bc_gap"),
+               "occlusion_drop": ("drop_map", "drop_random", "drop_ratio"),
+               "table1_gradcam++_lfw": ("table1_gradcampp_lfw",),
+               "table2_fnc_diagonal": ("table2_fnc_fnc",)}
+
+
+def sweep_of(key: str, figures_dir: Path, stamp: dict | None = None) -> str:
+    """Under which of the declared definitions (notebook 10) our value reaches the published one, for one claim."""
+    links = SWEEP_LINKS.get(key, ())
+    path = figures_dir / SWEEP
+    if not links:
+        return ""
+    if not path.is_file():
+        return "not run"
+    if stamp is not None:
+        runstamp.check(path, stamp, name=SWEEP)
+    table = pd.read_csv(path)
+    need(table, "claim", "n_definitions", "n_in_range", "primary_value", "closest_definition", "closest_value")
+    parts = []
+    for name in links:
+        rows = table[table.claim == name]
+        if rows.empty:
+            parts.append(f"{name}: not swept in this run")
+            continue
+        r = rows.iloc[0]
+        reach = (f"in range under {int(r.n_in_range)} of {int(r.n_definitions)} definitions" if r.n_in_range
+                 else f"in range under none of {int(r.n_definitions)} definitions")
+        parts.append(f"{name}: {reach}; ours (primary) {r.primary_value:.3f}, closest {r.closest_value:.3f} "
+                     f"({r.closest_definition})")
+    return "; ".join(parts)
+
+
 def _source(claim: Claim, figures_dir: Path) -> str:
     """The table the claim reads: the first of its alternatives that exists, else its table."""
     return _existing(figures_dir, *claim.alternatives) or claim.table
@@ -1017,7 +1051,8 @@ def evaluate(claim: Claim, figures_dir: str | Path, summary: dict | None = None,
     sources = [table, *claim.extra] if table else []
     row = {"claim": claim.key, "work": pub.work, "published": pub.text + (f" ({claim.label})" if claim.label else ""),
            "ours": "", "n": "", "interval": "", "direction": "", "magnitude": "", "verdict": NOT_TESTABLE,
-           "reason": "", "sanity": sanity_of(claim.explainers, figures_dir, stamp), "measured_on": "",
+           "reason": "", "sanity": sanity_of(claim.explainers, figures_dir, stamp),
+           "sweep": sweep_of(claim.key, figures_dir, stamp), "measured_on": "",
            "data": describe_data(summary), "link": "", "figure": "", "source": "; ".join(sources),
            "source_sha256": "", "source_mtime": "", "values": "{}", "forest": "[]",
            "published_values": json.dumps(pub.values)}
@@ -1114,7 +1149,7 @@ def forest_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 READER_COLUMNS = {"said": "the work says", "ours": "this study", "interval": "95% interval", "n": "n",
                   "direction": "direction", "magnitude": "magnitude", "verdict": "verdict", "reason": "why",
-                  "sanity": "explainer sanity", "evidence": "evidence"}
+                  "sanity": "explainer sanity", "sweep": "protocol sweep (notebook 10)", "evidence": "evidence"}
 
 
 def _evidence(ledger: pd.DataFrame, link: Callable[[str, str], str]) -> list[str]:
