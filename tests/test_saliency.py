@@ -29,7 +29,8 @@ def test_maps_match_direct_leam_and_are_cached(setup, monkeypatch):
     with torch.no_grad():
         emb = model(x)
     tgt = person_target(list(emb.split([3, 3])), "cosine", "leave_one_out")
-    direct = LEAM(model, {n: model.layer_path(n) for n in ["conv_6", "conv_14"]})(x, tgt).numpy()
+    antialias = profiles.method().antialias  # the method table's LEAM definition
+    direct = LEAM(model, {n: model.layer_path(n) for n in ["conv_6", "conv_14"]}, antialias=antialias)(x, tgt).numpy()
     np.testing.assert_allclose(ms.maps.astype(np.float32), direct, atol=1e-3 * direct.max())
     # a second call reads the cache: no explainer runs
     monkeypatch.setattr(saliency, "cam_runner", None)

@@ -72,7 +72,7 @@ def test_a_new_registry_entry_is_all_an_explainer_needs(monkeypatch):
         ref = model(x)
     from facexai.explain import CosineTarget, GradCAM
     maps = runner(x, CosineTarget(ref))
-    direct = GradCAM(model, {"c1": "conv1"}, 16)(x, CosineTarget(ref))
+    direct = GradCAM(model, {"c1": "conv1"}, 16, antialias=tech.settings().antialias)(x, CosineTarget(ref))
     assert layers == ["c1"] and maps.shape == (2, 1, 16, 16)
     torch.testing.assert_close(maps, direct)  # same weighting, same maps
     assert generalizability.time_explainer(model, x.permute(0, 2, 3, 1).numpy().astype(np.uint8), "absgradcam") > 0

@@ -32,6 +32,7 @@ class FakeModel(nn.Module):
         size = align.GEOMETRIES[geometry].size
         self.spec = SimpleNamespace(name=name, geometry=geometry, input_size=size, embedding_dim=192,
                                     weights=SimpleNamespace(sha256=f"fake-{name}", describe=lambda: name))
+        self.fingerprint = f"fake-{name}"  # what cached results of a model are keyed by
         self.w = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
