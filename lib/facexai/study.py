@@ -55,7 +55,7 @@ def _files(cfg: Config) -> dict[str, Path]:
 def shown_path(path: str | os.PathLike) -> str:
     """A path as committed tables show it: relative to the repository (or its parent folder, as ``../``),
     else absolute as given; so the shipped sample never shows this machine's location."""
-    path = Path(path).resolve()
+    path = Path(os.path.abspath(path))  # normalised but not resolved: a symlinked ../shared still shows as ../shared
     for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../")):
         if path.is_relative_to(base):
             return prefix + (path.relative_to(base).as_posix() or ".")
