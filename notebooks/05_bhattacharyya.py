@@ -179,7 +179,7 @@ example = int(np.random.default_rng(cfg.seed).integers(len(ids)))
 crop, _ = study.crops(cfg, [st.images_of(ids[example])[0]], common_geometry)
 fig, axes = plots.plt.subplots(1, len(cfg.models), figsize=(2.4 * len(cfg.models), 2.8), squeeze=False)
 for ax, name in zip(axes[0], cfg.models):
-    plots.overlay(ax, crop[0], person_maps[name].maps[example], title=name)
+    plots.overlay(ax, crop[0], person_maps[name].overall()[example], title=name)
 fig.suptitle(f"{ids[example].replace('_', ' ')}: overall person maps in {common_geometry}")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out("05_bhattacharyya", "cross_model_example"))

@@ -8,6 +8,7 @@ import pytest
 
 from facexai import bhattacharyya as bcm
 from facexai.explain import critical_mask
+from facexai.person_maps import OVERALL, PersonMaps
 from facexai.published import PUBLISHED
 from toy_maps import mapset
 
@@ -129,8 +130,8 @@ def test_combine_stacks_models(toy) -> None:
     assert list(profile) == [bcm.SAME, bcm.DIFFERENT] and list(profile[bcm.SAME].index) == other.maps
 
 
-def _person_maps(model: str, maps: np.ndarray, geometry: str = "arcface112", ids=("a", "b", "c")) -> bcm.PersonMapsIn:
-    return bcm.PersonMapsIn(model, geometry, list(ids), maps)
+def _person_maps(model: str, maps: np.ndarray, geometry: str = "arcface112", ids=("a", "b", "c")) -> PersonMaps:
+    return PersonMaps.from_arrays(model, geometry, "leam", dict(zip(ids, maps)))
 
 
 def test_cross_model_bc_of_identical_models() -> None:
@@ -167,10 +168,10 @@ def test_common_person_maps_follow_each_images_matrices(monkeypatch: pytest.Monk
     monkeypatch.setattr(bcm.align, "align_paths", lambda *a, **k: fake)
     cfg = SimpleNamespace(cache_root=None, device="cpu")
     same = bcm.common_person_maps(cfg, ms, "arcface112", "arcface112")
-    _, person = ms.person_maps()
-    want = ms.overall(person)
+    want = ms.persons().overall()
     assert same.identities == ["a", "b"] and same.model == "TOY" and same.geometry == "arcface112"
-    np.testing.assert_allclose(same.maps, want / want.sum((-2, -1), keepdims=True), atol=1e-5)
+    assert same.layers == [OVERALL] and same.images == {"a": list(ms.images.path[:2]), "b": list(ms.images.path[2:])}
+    np.testing.assert_allclose(same.overall(), want / want.sum((-2, -1), keepdims=True), atol=1e-5)
     moved = bcm.common_person_maps(cfg, ms, "arcface112", "dlib150")
-    assert moved.maps.shape == (2, 150, 150)
-    np.testing.assert_allclose(moved.maps[:, :112, 2:114][:, :, :110], same.maps[:, :, :110], atol=1e-5)
+    assert moved.maps.shape == (2, 1, 150, 150)
+    np.testing.assert_allclose(moved.overall()[:, :112, 2:114][:, :, :110], same.overall()[:, :, :110], atol=1e-5)

@@ -41,12 +41,13 @@ def test_maps_match_direct_leam_and_are_cached(setup, monkeypatch):
 def test_person_maps_are_means(setup):
     cfg, model, images = setup
     ms = saliency.image_maps(cfg, model, images, layers=["conv_6", "conv_14"])
-    ids, person = ms.person_maps()
+    pm = ms.persons()
+    ids, person = pm.identities, pm.maps
     assert ids == sorted(images.identity.unique())
     first = ms.maps[:3].astype(np.float32).mean(0)
     np.testing.assert_allclose(person[0], first / first.sum((-2, -1), keepdims=True), rtol=1e-5)
-    sub_ids, sub = ms.person_maps(images.path.tolist()[:2] + images.path.tolist()[3:4])
-    assert sub_ids == ids and sub.shape == person.shape
+    sub = ms.persons(images.path.tolist()[:2] + images.path.tolist()[3:4])
+    assert sub.identities == ids and sub.maps.shape == person.shape
 
 
 def test_unknown_explainer_and_layer(setup):

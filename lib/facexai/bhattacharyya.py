@@ -17,8 +17,8 @@ import pandas as pd
 from facexai import align, metrics, published
 from facexai.explain import critical_mask
 from facexai.occlusion import warp_mask_to
+from facexai.person_maps import OVERALL, PersonMaps
 from facexai.profiles import Config
-from facexai.regions import OVERALL
 from facexai.saliency import MapSet
 
 SAME, DIFFERENT = "same", "different"  # the groups of image pairs (bc_same_different, bc_tests)
@@ -165,20 +165,11 @@ def combine(results: Sequence[ModelBC]) -> dict[str, pd.DataFrame]:
 
 # ---------------------------------------------------------------- across architectures
 
-@dataclass
-class PersonMapsIn:
-    """Each individual's overall map of one model, carried into a common crop geometry."""
-
-    model: str
-    geometry: str
-    identities: list[str]
-    maps: np.ndarray  # (P, S, S), each summing to 1
-
-
-def common_person_maps(cfg: Config, ms: MapSet, geometry: str, target: str) -> PersonMapsIn:
-    """Each individual's overall map in the ``target`` geometry: every image's overall map (made in the
-    model's ``geometry``) is carried through that image's own alignment matrices, normalised to sum 1,
-    and the person map is the mean over the person's images (normalised)."""
+def common_person_maps(cfg: Config, ms: MapSet, geometry: str, target: str) -> PersonMaps:
+    """Each individual's overall map in the ``target`` geometry (one layer, :data:`OVERALL`): every
+    image's overall map (made in the model's ``geometry``) is carried through that image's own
+    alignment matrices, normalised to sum 1, and the person map is the mean over the person's
+    images (normalised)."""
     paths = ms.images.path.tolist()
     aligned = align.align_paths(paths, sorted({geometry, target}), cfg.cache_root, device=cfg.device)
     idx = aligned.index(paths)
@@ -186,13 +177,11 @@ def common_person_maps(cfg: Config, ms: MapSet, geometry: str, target: str) -> P
     warped = warp_mask_to(overall, aligned.matrices[geometry][idx], aligned.matrices[target][idx],
                           align.GEOMETRIES[target].size)
     warped /= warped.sum(axis=(-2, -1), keepdims=True)
-    identities = sorted(ms.images.identity.unique())
-    person = np.stack([warped[(ms.images.identity == who).to_numpy()].mean(0) for who in identities])
-    return PersonMapsIn(ms.model, target, identities, person / person.sum(axis=(-2, -1), keepdims=True))
+    return PersonMaps.from_image_maps(ms.model, target, ms.explainer, [OVERALL], ms.images, warped[:, None])
 
 
-def cross_model_bc(person_maps: Sequence[PersonMapsIn], seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """BC of two models' person maps (one geometry, the same individuals), every ordered model pair.
+def cross_model_bc(person_maps: Sequence[PersonMaps], seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+    """BC of two models' overall person maps (one geometry, the same individuals), every ordered model pair.
 
     Tidy rows (:data:`BC_CROSS_MODEL_COLUMNS`): group SAME_PERSON (P pairs) and DIFFERENT_PEOPLE (all
     P(P-1) pairs of distinct individuals). For model_a == model_b the SAME_PERSON row is 1 by
@@ -204,7 +193,7 @@ def cross_model_bc(person_maps: Sequence[PersonMapsIn], seed: int = 0, n_boot: i
     rows = []
     for a in person_maps:
         for b in person_maps:
-            bc = metrics.pairwise_bhattacharyya(a.maps, b.maps)
+            bc = metrics.pairwise_bhattacharyya(a.overall(), b.overall())
             groups = {SAME_PERSON: np.diag(bc), DIFFERENT_PEOPLE: bc[~np.eye(len(bc), dtype=bool)]}
             for group, values in groups.items():
                 lo, hi = metrics.bootstrap_ci(values, n=n_boot, seed=seed)

@@ -195,8 +195,7 @@ def parsed_rows(ms: MapSet, ok: np.ndarray, who: str) -> np.ndarray:
 
 def parsed_person_maps(ms: MapSet, rows: np.ndarray) -> np.ndarray:
     """The person map [layer, H, W] of one individual's ``rows``: the mean of those images' maps only."""
-    _, person = ms.person_maps(ms.images.path.iloc[rows].tolist())
-    return person[0]
+    return ms.persons(ms.images.path.iloc[rows].tolist()).maps[0]
 
 
 @dataclass

@@ -45,11 +45,6 @@ class MapSet:
         return PersonMaps.from_image_maps(self.model, self.geometry, self.explainer, self.layers, self.images,
                                           self.maps, paths)
 
-    def person_maps(self, paths: list[str] | None = None) -> tuple[list[str], np.ndarray]:
-        """Identities and their mean maps [person, layer, H, W] over ``paths`` (:meth:`persons` as a tuple)."""
-        pm = self.persons(paths)
-        return pm.identities, pm.maps
-
     def overall(self, maps: np.ndarray) -> np.ndarray:
         """Overall map = mean over layers of [..., layer, H, W] maps."""
         return maps.mean(axis=-3)
