@@ -34,11 +34,11 @@ min_images = None  # only people with >= this many images; None: the profile's (
 figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from facexai import plots, profiles, study, verification
-from facexai.models import MODELS, load_model
+from facexai.models import load_model
+from facexai.models.registry import registry_table
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
@@ -50,12 +50,7 @@ st = study.load(cfg)
 # ## The registry
 
 # %%
-registry = pd.DataFrame([
-    {"model": s.name, "description": s.description, "geometry": s.geometry, "input": s.input_size,
-     "dim": s.embedding_dim, "normalisation": s.normalisation, "weights": s.weights.describe(),
-     "published LFW": s.published_lfw, "in this run": s.name in cfg.models}
-    for s in MODELS.values()
-])
+registry = registry_table(cfg.models)
 plots.save_table(registry, cfg.out("01_models", "registry"))
 registry
 

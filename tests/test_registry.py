@@ -67,3 +67,17 @@ def test_wrong_geometry_input_is_rejected(tmp_path):
         model(torch.zeros(1, 3, 112, 112))
     with pytest.raises(ValueError, match="unknown layer 'nope'"):
         model.layer_path("nope")
+
+
+def test_registry_table_has_one_row_per_spec():
+    table = registry.registry_table(["DLIB", "SFACE"])
+    assert tuple(table.columns) == registry.REGISTRY_COLUMNS
+    assert table.model.tolist() == list(MODELS)
+    by = table.set_index("model")
+    assert by["in this run"].to_dict() == {name: name in ("DLIB", "SFACE") for name in MODELS}
+    dlib = MODELS["DLIB"]
+    assert by.loc["DLIB", "geometry"] == dlib.geometry and by.loc["DLIB", "input"] == dlib.input_size
+    assert by.loc["DLIB", "dim"] == dlib.embedding_dim and by.loc["DLIB", "weights"] == dlib.weights.describe()
+    assert by.loc["DLIB", "published LFW"] == dlib.published_lfw and by["published LFW"].isna().sum() == sum(
+        s.published_lfw is None for s in MODELS.values())
+    assert not registry.registry_table()["in this run"].any()

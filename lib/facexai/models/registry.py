@@ -11,10 +11,12 @@ import importlib
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -256,3 +258,16 @@ def load_model(
         backbone = conv.load_backbone(path, **spec.build_kwargs)
     model = FaceModel(spec, conv.Preprocess(), backbone, conv.LAYERS)
     return model.eval().to(device)
+
+
+#: registry.csv (:func:`registry_table`, notebook 01): one row per registered model.
+REGISTRY_COLUMNS = ("model", "description", "geometry", "input", "dim", "normalisation", "weights", "published LFW",
+                    "in this run")
+
+
+def registry_table(in_run: Sequence[str] = ()) -> pd.DataFrame:
+    """The model zoo as a table (:data:`REGISTRY_COLUMNS`), one row per :data:`MODELS` entry in registry
+    order, with where its weights come from and whether it is among the run's models ``in_run``."""
+    return pd.DataFrame([(s.name, s.description, s.geometry, s.input_size, s.embedding_dim, s.normalisation,
+                          s.weights.describe(), s.published_lfw, s.name in in_run) for s in MODELS.values()],
+                        columns=list(REGISTRY_COLUMNS))
