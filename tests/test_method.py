@@ -62,15 +62,15 @@ def test_changing_q_in_the_method_table_changes_the_ledger(tmp_path, monkeypatch
     from facexai import claims
 
     rows = pd.DataFrame([dict(explainer="leam", fill=fill, q=q, selection=sel, model="M", mean_drop=drop,
-                              ci_lo=drop - 0.01, ci_hi=drop + 0.01)
+                              ci_lo=drop - 0.01, ci_hi=drop + 0.01, in_sample=False)
                          for fill, q, drop in [("black", 1.0, 0.1), ("black", 2.5, 0.2), ("blur", 1.0, 0.3)]
-                         for sel in ("leam", "random")])
-    assert set(claims.occlusion_selected(rows).mean_drop) == {0.1}
+                         for sel in ("critical", "random")])
+    assert set(claims.occlusion_selected(rows, claims.declared_occlusion()).mean_drop) == {0.1}
     edited = tmp_path / "profiles.toml"
     text = re.sub(r"^q = 1\.0", "q = 2.5", profiles.PROFILES_FILE.read_text(), count=1, flags=re.M)
     edited.write_text(text)
     monkeypatch.setattr(profiles, "PROFILES_FILE", edited)
-    assert set(claims.occlusion_selected(rows).mean_drop) == {0.2}
+    assert set(claims.occlusion_selected(rows, claims.declared_occlusion()).mean_drop) == {0.2}
     edited.write_text(re.sub(r'^fill = "black"', 'fill = "blur"', profiles.PROFILES_FILE.read_text().replace(
         "q = 2.5", "q = 1.0", 1), count=1, flags=re.M))
-    assert set(claims.occlusion_selected(rows).mean_drop) == {0.3}
+    assert set(claims.occlusion_selected(rows, claims.declared_occlusion()).mean_drop) == {0.3}

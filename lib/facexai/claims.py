@@ -14,10 +14,16 @@ A measurement that cannot discriminate (an interval spanning both answers, a cei
 nothing moves the rate, n below :data:`MIN_IMAGES`) is **not judgeable**; a claim the run's
 tables cannot answer at all is **not testable here**. Every row records the files it read
 (path, SHA-256, modification time), checked against the run's stamp (:mod:`facexai.runstamp`).
+
+Every table is read against the schema its producer declares (:data:`SCHEMAS`: the producers'
+``*_COLUMNS`` constants) and matched on the values the producers write (their named constants:
+groups, selections, techniques, the loss sweep's labels); a table lacking a declared column is a
+:class:`SchemaError` naming the table and the column, never a guess.
 """
 from __future__ import annotations
 
 import html
+import inspect
 import json
 import math
 import re
@@ -31,7 +37,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from facexai import cache, profiles, runstamp
+from facexai import bhattacharyya, cache, layer_similarity, occlusion_runner, occlusion_summary, profiles, regions
+from facexai import generalizability as xai
+from facexai import runstamp, sanity, techniques
+from facexai.bhattacharyya import DIFFERENT, DIFFERENT_PEOPLE, SAME, SAME_PERSON
+from facexai.person_maps import OVERALL
 from facexai.published import PUBLISHED, TABLE1, TABLE2, TABLE2_DATASET, WORKS, Published
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly", "not reproduced"
@@ -68,6 +78,10 @@ class NotJudgeable(Exception):
     """The tables answer, but the measurement cannot discriminate (ceiling, n too small); the message says why."""
 
 
+class SchemaError(ValueError):
+    """A table lacks columns its producer declares: not the table the ledger reads (the message names both)."""
+
+
 @dataclass
 class Measurement:
     """Our numbers for one claim: traced values, readable text, n, the cases judged and forest-plot rows."""
@@ -84,7 +98,11 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Claim:
-    """One ledger row's recipe: measure ``table`` (and ``extra`` tables) with ``measure``, judged by its rules."""
+    """One ledger row's recipe: measure ``table`` (and ``extra`` tables) with ``measure``, judged by its rules.
+
+    A measure that judges the declared occlusion (q and main fill) takes it as the keyword ``occlusion``
+    (:func:`declared_occlusion`, read once per ledger).
+    """
 
     key: str
     table: str  # relative to figures/<run>/
@@ -106,27 +124,58 @@ class Claim:
 
 # ---------------------------------------------------------------- table helpers (pure)
 
-def norm(name: object) -> str:
-    """Lower-case name without spaces, dashes, underscores: 'Grad-CAM++' -> 'gradcam++', 'S-RISE' -> 'srise'."""
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+XAI = "08_xai_generalizability"
+TRANSFER = "07_transferability/transfer_table.csv"
+TRANSFER_GPP = ("07_transferability/transfer_table_gradcampp.csv", "07_transferability/transfer_table_gradcam++.csv")
+#: Every table a claim reads, with the columns its producer declares (and where they are declared).
+SCHEMAS: dict[str, tuple[Sequence[str], str]] = {
+    "03_leam_layers/layer_bhattacharyya.csv": (layer_similarity.LAYER_BC_COLUMNS, "layer_similarity.LAYER_BC_COLUMNS"),
+    "04_region_statistics/region_shares.csv": (regions.REGION_SHARES_COLUMNS, "regions.REGION_SHARES_COLUMNS"),
+    "04_region_statistics/spread.csv": (regions.SPREAD_COLUMNS, "regions.SPREAD_COLUMNS"),
+    **{f"05_bhattacharyya/{name}.csv": (bhattacharyya.BC_SAME_DIFFERENT_COLUMNS,
+                                        "bhattacharyya.BC_SAME_DIFFERENT_COLUMNS")
+       for name in ("bc_same_different", "bc_critical_same_different")},
+    "05_bhattacharyya/bc_cross_model.csv": (bhattacharyya.BC_CROSS_MODEL_COLUMNS,
+                                            "bhattacharyya.BC_CROSS_MODEL_COLUMNS"),
+    "06_occlusion_validation/occlusion_summary.csv": (occlusion_summary.SUMMARY_COLUMNS,
+                                                      "occlusion_summary.SUMMARY_COLUMNS"),
+    "06_occlusion_validation/occlusion_subgroups.csv": (occlusion_summary.SUBGROUP_COLUMNS,
+                                                        "occlusion_summary.SUBGROUP_COLUMNS"),
+    **{rel: (occlusion_summary.TRANSFER_COLUMNS, "occlusion_summary.TRANSFER_COLUMNS")
+       for rel in (TRANSFER, *TRANSFER_GPP)},
+    **{f"{XAI}/{name}.csv": (xai.TABLE_COLUMNS, "generalizability.TABLE_COLUMNS")
+       for name in ("main_table", "rise_subset_table", "fill_table")},
+    f"{XAI}/sweeps.csv": (xai.SWEEP_COLUMNS, "generalizability.SWEEP_COLUMNS"),
+}
+
+
+def read_table(figures_dir: Path, rel: str) -> pd.DataFrame:
+    """The run's table ``rel`` (relative to figures/<run>/), checked against its producer's declared columns."""
+    if rel not in SCHEMAS:
+        raise SchemaError(f"table {rel} has no declared schema in facexai.claims.SCHEMAS")
+    columns, declared = SCHEMAS[rel]
+    table = pd.read_csv(figures_dir / rel)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise SchemaError(f"table {rel} lacks column(s) {missing} of {declared}; it has {list(table.columns)}")
+    return table
 
 
 def need(df: pd.DataFrame, *columns: str) -> None:
-    """NotTestable unless ``df`` has every column."""
+    """SchemaError unless ``df`` has every column (tables whose producers declare no schema constant)."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise NotTestable(f"table lacks column(s) {missing}; it has {list(df.columns)}")
+        raise SchemaError(f"table lacks column(s) {missing}; it has {list(df.columns)}")
 
 
 def where(df: pd.DataFrame, **equal: object) -> pd.DataFrame:
-    """Rows whose columns equal the values (names compared with :func:`norm`, numbers numerically)."""
-    need(df, *equal)
+    """Rows whose columns equal the values (numbers compared numerically); NotTestable when none does."""
     keep = pd.Series(True, index=df.index)
     for col, value in equal.items():
         if isinstance(value, (int, float)):
-            keep &= np.isclose(pd.to_numeric(df[col], errors="coerce"), value)
+            keep &= np.isclose(df[col].astype(float), value)
         else:
-            keep &= df[col].map(norm) == norm(value)
+            keep &= df[col] == value
     out = df[keep]
     if out.empty:
         have = {col: sorted(map(str, df[col].unique()))[:8] for col in equal}
@@ -230,13 +279,12 @@ def _cases_text(cases: Sequence[tuple[str, str]]) -> str:
 
 # ---------------------------------------------------------------- LEAM: Bhattacharyya same vs different people
 
-def _bc_groups(df: pd.DataFrame, layer: str = "overall") -> pd.DataFrame:
-    """Per model, same- and different-people BC (mean, ci_lo, ci_hi, n) of one layer, columns suffixed _same/_diff."""
-    rows = where(df, layer=layer)
-    need(rows, "model", "group", "mean", "ci_lo", "ci_hi", "n")
-    kind = rows.group.map(lambda g: "same" if norm(g).startswith("same") else "diff" if norm(g).startswith("diff")
-                          else "")
-    rows = rows.assign(kind=kind)[kind != ""]
+def _bc_groups(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model, same- and different-people BC (mean, ci_lo, ci_hi, n) of the overall maps, columns suffixed
+    _same/_diff."""
+    rows = where(df, layer=OVERALL)
+    kind = rows.group.map({SAME: "same", DIFFERENT: "diff"})
+    rows = rows.assign(kind=kind)[kind.notna()]
     wide = rows.pivot_table(index="model", columns="kind", values=["mean", "ci_lo", "ci_hi", "n"], sort=False)
     if "same" not in wide["mean"] or "diff" not in wide["mean"] or wide["mean"].isna().any().any():
         raise NotTestable(f"needs 'same' and 'different' groups per model; groups: {sorted(rows.group.unique())}")
@@ -273,17 +321,13 @@ def measure_bc(df: pd.DataFrame, of: str = "whole maps") -> Measurement:
 
 def measure_nose(df: pd.DataFrame) -> Measurement:
     """Per model, the nose's share of the overall map's critical pixels with its interval."""
-    rows = where(df, layer="overall", region="nose")
-    need(rows, "model", "share", "ci_lo", "ci_hi")
-    rows = rows.groupby("model", sort=False)[["share", "ci_lo", "ci_hi"] + (
-        ["n_individuals"] if "n_individuals" in rows else [])].mean()
-    if rows.share.median() > 2:  # percent
-        rows[["share", "ci_lo", "ci_hi"]] /= 100
-    lo, hi = PUBLISHED["nose_share"].values["lo"], PUBLISHED["nose_share"].values["hi"]
+    rows = where(df, layer=OVERALL, region=regions.NOSE)
+    rows = rows.groupby("model", sort=False)[["share", "ci_lo", "ci_hi", "n_individuals"]].mean()
+    lo, hi = regions.published_nose_range()
     sizes = [(m, magnitude(r.ci_lo, r.ci_hi, r.share, lo, hi)) for m, r in rows.iterrows()]
-    people = f"{int(rows.n_individuals.min())} individuals per model" if "n_individuals" in rows else ""
     return Measurement({"min": rows.share.min(), "max": rows.share.max(), "models": len(rows)},
-                       f"nose {_span(rows.share, pct=True)}", list(rows.index), n=people,
+                       f"nose {_span(rows.share, pct=True)}", list(rows.index),
+                       n=f"{int(rows.n_individuals.min())} individuals per model",
                        interval=f"model 95% CIs {_fmt(rows.ci_lo.min(), True)} to {_fmt(rows.ci_hi.max(), True)}",
                        magnitudes=sizes,
                        forest=[{"label": "nose share of critical pixels", "unit": "share",
@@ -293,16 +337,17 @@ def measure_nose(df: pd.DataFrame) -> Measurement:
 
 def measure_spread(df: pd.DataFrame) -> Measurement:
     """Per model, regions per individual holding >= 10% of its critical pixels, vs MIN_REGIONS."""
-    need(df, "model", "n_regions", "n_regions_ci_lo", "n_regions_ci_hi")
+    if df.empty:
+        raise NotTestable("no model in the table")
     t = df.set_index("model")
     cases = [(m, HOLDS if r.n_regions_ci_lo >= MIN_REGIONS else FAILS if r.n_regions_ci_hi < MIN_REGIONS else UNCLEAR)
              for m, r in t.iterrows()]
-    top = f"; top region holds {_span(t.top_share, pct=True)}" if "top_share" in t else ""
     return Measurement({"min": t.n_regions.min(), "max": t.n_regions.max(), "models": len(t),
                         "spread_models": sum(o == HOLDS for _, o in cases)},
-                       f"{_span(t.n_regions)} regions per individual >= 10% of the critical pixels{top}",
-                       list(t.index), n=f"{int(t.n_individuals.min())} individuals per model" if "n_individuals" in t
-                       else "", interval=f"95% CIs {t.n_regions_ci_lo.min():.2f} to {t.n_regions_ci_hi.max():.2f}",
+                       f"{_span(t.n_regions)} regions per individual >= 10% of the critical pixels; top region "
+                       f"holds {_span(t.top_share, pct=True)}",
+                       list(t.index), n=f"{int(t.n_individuals.min())} individuals per model",
+                       interval=f"95% CIs {t.n_regions_ci_lo.min():.2f} to {t.n_regions_ci_hi.max():.2f}",
                        cases=cases)
 
 
@@ -311,16 +356,13 @@ def measure_spread(df: pd.DataFrame) -> Measurement:
 def measure_layers(df: pd.DataFrame, baseline: pd.DataFrame) -> Measurement:
     """BC(first, last layer) of one person's maps vs the BC of two different people's maps at one layer
     (notebook 05, mean of the first and last layer): layers differ when they differ more than people do."""
-    need(df, "model", "first vs last")
-    need(baseline, "model", "layer", "group", "mean", "ci_lo", "ci_hi")
     cases, rows = [], []
-    for model, first_last in df.set_index("model")["first vs last"].astype(float).items():
-        layers = baseline[(baseline.model == model) & (baseline.layer.map(norm) != "overall")]
-        diff = layers[layers.group.map(norm).str.startswith("diff")]
+    for model, first_last in df.set_index("model")[layer_similarity.FIRST_VS_LAST].astype(float).items():
+        diff = baseline[(baseline.model == model) & (baseline.layer != OVERALL) & (baseline.group == DIFFERENT)]
         if diff.empty:
             raise NotTestable(f"no per-layer different-people BC for {model} in the baseline table")
         ends = diff.iloc[[0, -1]][["mean", "ci_lo", "ci_hi"]].mean()
-        rows.append((model, first_last, ends["mean"], ends.ci_lo, ends.ci_hi, int(diff.get("n", pd.Series([0])).min())))
+        rows.append((model, first_last, ends["mean"], ends.ci_lo, ends.ci_hi, int(diff.n.min())))
         cases.append((model, HOLDS if first_last < ends.ci_lo else FAILS if first_last > ends.ci_hi else UNCLEAR))
     t = pd.DataFrame(rows, columns=["model", "first_last", "base", "base_lo", "base_hi", "n"]).set_index("model")
     return Measurement({"min": t.first_last.min(), "max": t.first_last.max(), "baseline_min": t.base.min(),
@@ -334,9 +376,8 @@ def measure_layers(df: pd.DataFrame, baseline: pd.DataFrame) -> Measurement:
 def measure_models_agree(df: pd.DataFrame) -> Measurement:
     """Per pair of models: BC of their maps of the same person minus the higher of the two models'
     different-people BC (how alike any two faces' maps of one model are), with its interval."""
-    need(df, "model_a", "model_b", "group", "mean", "ci_lo", "ci_hi")
-    same = df[(df.model_a != df.model_b) & df.group.map(norm).str.startswith("same")]
-    within = df[(df.model_a == df.model_b) & df.group.map(norm).str.startswith("diff")].set_index("model_a")
+    same = df[(df.model_a != df.model_b) & (df.group == SAME_PERSON)]
+    within = df[(df.model_a == df.model_b) & (df.group == DIFFERENT_PEOPLE)].set_index("model_a")
     if same.empty or within.empty:
         raise NotTestable("needs >= 2 models: same-person rows of two models and each model's different-people row")
     cases, rows = [], []
@@ -347,11 +388,11 @@ def measure_models_agree(df: pd.DataFrame) -> Measurement:
         cases.append((f"{a} vs {b}", sign_of(lo, hi)))
         rows.append((r["mean"], base["mean"], d, lo, hi))
     t = np.array(rows)
-    n = f"{int(same.n.min())} individuals per pair; baseline {int(within.n.min())} pairs of people" if "n" in df else ""
     return Measurement({"min": t[:, 0].min(), "max": t[:, 0].max(), "pairs": len(t),
                         "baseline_min": t[:, 1].min(), "baseline_max": t[:, 1].max()},
                        f"same person, two models: BC {_span(t[:, 0])} vs one model, two people {_span(t[:, 1])}",
-                       sorted(set(same.model_a) | set(same.model_b)), n=n,
+                       sorted(set(same.model_a) | set(same.model_b)),
+                       n=f"{int(same.n.min())} individuals per pair; baseline {int(within.n.min())} pairs of people",
                        interval=f"difference {_span(t[:, 2])}, 95% CIs {t[:, 3].min():.4f} to {t[:, 4].max():.4f}",
                        cases=cases)
 
@@ -364,16 +405,21 @@ def declared_occlusion() -> dict[str, object]:
     return {"fill": method.fill, "q": method.q}
 
 
-def occlusion_selected(df: pd.DataFrame, explainer: str = "leam") -> pd.DataFrame:
-    """Held-out occlusion rows of one explainer at the declared fill and q, kind = 'map' (its pixels) or 'random'."""
-    rows = where(df, explainer=explainer, **declared_occlusion())
-    need(rows, "selection", "mean_drop", "ci_lo", "ci_hi")
-    if "in_sample" in rows:
-        rows = rows[rows.in_sample.map(norm) != "true"]
-    sel = rows.selection.map(norm)
-    if sel[~sel.str.contains("random")].nunique() != 1 or not sel.str.contains("random").any():
-        raise NotTestable(f"needs one map selection and a random one; selections: {sorted(rows.selection.unique())}")
-    return rows.assign(kind=sel.map(lambda s: "random" if "random" in s else "map"))
+LEAM = techniques.get("leam").name
+KINDS = {occlusion_runner.CRITICAL: "map", occlusion_runner.RANDOM: "random"}  # selection -> kind of pixels
+FEMALE, MALE = "female", "male"  # the subgroups compared (the annotation's group names)
+
+
+def occlusion_selected(df: pd.DataFrame, occlusion: dict[str, object], explainer: str = LEAM) -> pd.DataFrame:
+    """Held-out occlusion rows of one explainer at the ``occlusion`` fill and q, kind 'map' (its pixels) or
+    'random'."""
+    rows = where(df, explainer=explainer, **occlusion)
+    rows = rows[~rows.in_sample.astype(bool)]
+    kind = rows.selection.map(KINDS)
+    if set(kind.dropna()) != set(KINDS.values()):
+        raise NotTestable(f"needs a {occlusion_runner.CRITICAL!r} and a {occlusion_runner.RANDOM!r} selection; "
+                          f"selections: {sorted(rows.selection.unique())}")
+    return rows.assign(kind=kind)[kind.notna()]
 
 
 def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str) -> Measurement:
@@ -385,14 +431,14 @@ def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str)
             continue
         m, r = m.iloc[0], r.iloc[0]
         label = key if isinstance(key, str) else " / ".join(map(str, key))
-        if "n_images" in g and m.n_images < MIN_IMAGES:
+        if m.n_images < MIN_IMAGES:
             cases.append((label, UNCLEAR))
             sizes.append((label, UNCLEAR))
         else:
             d, lo, hi = difference(m.mean_drop, m.ci_lo, m.ci_hi, r.mean_drop, r.ci_lo, r.ci_hi)
             cases.append((label, sign_of(lo, hi)))
             sizes.append((label, magnitude(m.ci_lo, m.ci_hi, m.mean_drop, pub.values["map"], pub.values["map"])))
-        kept.append((label, m.mean_drop, m.ci_lo, m.ci_hi, r.mean_drop, r.ci_lo, r.ci_hi, m.get("n_images", np.nan)))
+        kept.append((label, m.mean_drop, m.ci_lo, m.ci_hi, r.mean_drop, r.ci_lo, r.ci_hi, m.n_images))
     if not kept:
         raise NotTestable(f"no {what} case has both a map and a random drop")
     t = pd.DataFrame(kept, columns=["case", "map", "lo", "hi", "random", "rlo", "rhi", "n"])
@@ -402,7 +448,7 @@ def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str)
          "map_gt_random": sum(o == HOLDS for _, o in cases)},
         f"{_fmt(t['map'].mean())} vs {_fmt(t['random'].mean())} random, black fill (ratio {ratio:.1f}; per {what} "
         f"{_span(t['map'])} vs {_span(t['random'])})", sorted({str(c) for c in t.case}),
-        n=f"{_count_span(t.n)} held-out images per {what}" if t.n.notna().any() else "",
+        n=f"{_count_span(t.n)} held-out images per {what}",
         interval=f"map drop 95% CIs {t.lo.min():.3f} to {t.hi.max():.3f}", cases=cases, magnitudes=sizes,
         forest=[{"label": f"cosine drop, 1% map pixels ({what})", "unit": "cosine drop",
                  "estimate": float(t["map"].mean()), "lo": float(t.lo.min()), "hi": float(t.hi.max()),
@@ -412,19 +458,17 @@ def _map_vs_random(rows: pd.DataFrame, by: list[str], pub: Published, what: str)
                  "published_lo": pub.values["random"], "published_hi": pub.values["random"]}])
 
 
-def measure_drop(df: pd.DataFrame) -> Measurement:
+def measure_drop(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """White-box: each model's LEAM pixels vs random pixels, on held-out images."""
-    rows = occlusion_selected(df)
-    need(rows, "model")
+    rows = occlusion_selected(df, occlusion)
     return _map_vs_random(rows, ["model"], PUBLISHED["occlusion_drop"], "model")
 
 
-def measure_transfer(df: pd.DataFrame) -> Measurement:
+def measure_transfer(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """Black-box: another model's LEAM pixels vs random pixels, per (generation, evaluation) pair."""
-    rows = where(df, **declared_occlusion())
-    need(rows, "generation", "evaluation", "explainer", "mean_drop", "ci_lo", "ci_hi")
-    is_random = rows.generation.map(norm).str.contains("random")
-    leam = rows[~is_random & (rows.explainer.map(norm) == "leam") & (rows.generation != rows.evaluation)]
+    rows = where(df, **occlusion)
+    is_random = rows.generation == occlusion_summary.RANDOM_ROW
+    leam = rows[~is_random & (rows.explainer == LEAM) & (rows.generation != rows.evaluation)]
     floor = rows[is_random]
     pairs = [pd.concat([g.assign(kind="map", case=f"{g.generation.iloc[0]}->{e}"),
                         floor[floor.evaluation == e].assign(kind="random", case=f"{g.generation.iloc[0]}->{e}")])
@@ -434,14 +478,13 @@ def measure_transfer(df: pd.DataFrame) -> Measurement:
     return _map_vs_random(pd.concat(pairs), ["case"], PUBLISHED["transfer"], "model pair")
 
 
-def measure_female(df: pd.DataFrame) -> Measurement:
+def measure_female(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """Per model: the drop of female images minus that of male images (LEAM pixels), with its interval."""
-    rows = occlusion_selected(df)
-    need(rows, "group", "model", "n_images")
+    rows = occlusion_selected(df, occlusion)
     crit = rows[rows.kind == "map"]
     cases, kept = [], []
     for model, g in crit.groupby("model", sort=False):
-        f, m = g[g.group.map(norm) == "female"], g[g.group.map(norm) == "male"]
+        f, m = g[g[occlusion_summary.GROUP] == FEMALE], g[g[occlusion_summary.GROUP] == MALE]
         if f.empty or m.empty:
             continue
         f, m = f.iloc[0], m.iloc[0]
@@ -464,39 +507,40 @@ def measure_female(df: pd.DataFrame) -> Measurement:
 # ---------------------------------------------------------------- the poster: Table 1 (techniques x datasets)
 
 def _ok(rows: pd.DataFrame) -> pd.Series:
-    """Rows whose data set ran (status 'ok', or no status column) and that have a rate."""
-    ran = rows.status.map(norm) == "ok" if "status" in rows else pd.Series(True, index=rows.index)
-    return ran & rows.recognition_rate.notna()
+    """Rows whose data set ran (status ok) and that have a rate."""
+    return (rows.status == xai.OK) & rows.recognition_rate.notna()
 
 
-def _rates(df: pd.DataFrame, subset: str | None = None, every_fill: bool = False) -> pd.DataFrame:
-    """Mean-over-models rows of a notebook-08 table (the declared fill, or every fill), names normalised."""
-    need(df, "technique", "dataset", "fill", "recognition_rate", "n_images")
-    rows = df if every_fill else df[df.fill.map(norm) == declared_occlusion()["fill"]]
-    if "model" in rows:
-        rows = rows[rows.model.map(norm) == "mean"] if (rows.model.map(norm) == "mean").any() else rows
-    if subset and "subset" in rows:
-        rows = rows[rows.subset.map(norm) == norm(subset)]
-    return rows.assign(technique=rows.technique.map(norm), dataset=rows.dataset.map(lambda d: str(d).upper()),
-                       fill=rows.fill.map(norm))
+def _rates(df: pd.DataFrame, occlusion: dict[str, object], subset: str | None = None,
+           every_fill: bool = False) -> pd.DataFrame:
+    """Mean-over-models rows of a notebook-08 table (of the ``occlusion`` fill, or of every fill), of one subset."""
+    rows = df[df.model == xai.MEAN]
+    if not every_fill:
+        rows = rows[rows.fill == occlusion["fill"]]
+    return rows if subset is None else rows[rows.subset == subset]
 
 
 def _rate_row(rows: pd.DataFrame, technique: str, dataset: str) -> pd.Series:
     """One technique's row on one dataset; NotTestable (with the table's reason) when the dataset did not run."""
-    hit = rows[(rows.technique == norm(technique)) & (rows.dataset == dataset.upper())]
+    hit = rows[(rows.technique == technique) & (rows.dataset == dataset)]
     if hit.empty:
         raise NotTestable(f"no {technique} row on {dataset}; datasets: {sorted(rows.dataset.unique())}")
     r = hit.iloc[0]
-    if "status" in r and norm(r.status) != "ok" or pd.isna(r.recognition_rate):
-        why = r.get("note", "") if isinstance(r.get("note", ""), str) else ""
-        raise NotTestable(f"{dataset} did not run here ({why or r.get('status', 'no rate')})")
+    if r.status != xai.OK or pd.isna(r.recognition_rate):
+        why = r.note if isinstance(r.note, str) else ""
+        raise NotTestable(f"{dataset} did not run here ({why or r.status})")
     return r
 
 
-def measure_table1_cell(df: pd.DataFrame, technique: str, dataset: str) -> Measurement:
-    """Our recognition rate of ``technique`` on ``dataset`` (mean over models, Wilson 95% on the held-out images)
-    vs the Table 1 cell; compared as the share of genuine pairs lost (1 - rate)."""
-    r = _rate_row(_rates(df), technique, dataset)
+#: Table 1's technique labels (:mod:`facexai.published`) -> the registry's names the tables use.
+TECHNIQUE_OF = {t.label: t.name for t in techniques.TECHNIQUES.values()}
+
+
+def measure_table1_cell(df: pd.DataFrame, technique: str, dataset: str, *, occlusion: dict[str, object]
+                        ) -> Measurement:
+    """Our recognition rate of ``technique`` (a Table 1 label) on ``dataset`` (mean over models, Wilson 95% on the
+    held-out images) vs the Table 1 cell; compared as the share of genuine pairs lost (1 - rate)."""
+    r = _rate_row(_rates(df, occlusion), TECHNIQUE_OF[technique], dataset)
     pub = TABLE1.cell(technique, dataset)
     lo, hi = wilson(float(r.recognition_rate), float(r.n_images))
     m = Measurement({"rate": r.recognition_rate, "n_images": r.n_images}, f"{_fmt(r.recognition_rate)}",
@@ -511,14 +555,14 @@ def measure_table1_cell(df: pd.DataFrame, technique: str, dataset: str) -> Measu
     return m
 
 
-def measure_ranking(df: pd.DataFrame) -> Measurement:
+def measure_ranking(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """Kendall's tau between our order of the five techniques (recognition rate, mean over models) and Table 1's,
     per dataset that ran, on techniques with >= MIN_IMAGES images; exact one-sided p for tau > 0."""
-    rows = _rates(df)
+    rows = _rates(df, occlusion)
     cases, texts, taus = [], [], []
     for dataset in TABLE1.columns:
         have = rows[(rows.dataset == dataset) & _ok(rows)]
-        ours = {t: have[have.technique == norm(t)] for t in TABLE1.rows}
+        ours = {t: have[have.technique == TECHNIQUE_OF[t]] for t in TABLE1.rows}
         usable = [t for t, h in ours.items() if len(h) and h.n_images.iloc[0] >= MIN_IMAGES]
         if not any(len(h) for h in ours.values()):
             continue
@@ -545,8 +589,8 @@ def _vs_floor(rows: pd.DataFrame, technique: str, dataset: str, floor_rows: pd.D
               ) -> tuple[str, float, float, float, str]:
     """(direction of 'technique below the random floor', rate, floor, clean, note) on one dataset."""
     t = _rate_row(rows, technique, dataset)
-    f = _rate_row(rows if floor_rows is None else floor_rows, "random", dataset)
-    clean = float(f.get("clean_recognition_rate", np.nan))
+    f = _rate_row(rows if floor_rows is None else floor_rows, xai.RANDOM, dataset)
+    clean = float(f.clean_recognition_rate)
     if np.isclose(f.recognition_rate, clean):
         return UNCLEAR, t.recognition_rate, f.recognition_rate, clean, "ceiling: random floor = clean rate"
     if min(t.n_images, f.n_images) < MIN_IMAGES:
@@ -557,10 +601,10 @@ def _vs_floor(rows: pd.DataFrame, technique: str, dataset: str, floor_rows: pd.D
     return sign_of(lo, hi), t.recognition_rate, f.recognition_rate, clean, f"floor - rate 95% [{lo:.3f}, {hi:.3f}]"
 
 
-def measure_generalize(df: pd.DataFrame) -> Measurement:
+def measure_generalize(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """Per dataset: Grad-CAM++ lowers the rate below the random floor (Wilson intervals) and no other poster
     technique does."""
-    rows = _rates(df)
+    rows = _rates(df, occlusion)
     cases, texts, names = [], [], []
     for dataset in sorted(rows[_ok(rows)].dataset.unique()):
         gpp, rate, floor, _, note = _vs_floor(rows, "gradcam++", dataset)
@@ -583,17 +627,17 @@ def measure_generalize(df: pd.DataFrame) -> Measurement:
                        interval="; ".join(texts), cases=cases)
 
 
-def measure_negligible(df: pd.DataFrame, subset_table: pd.DataFrame) -> Measurement:
+def measure_negligible(df: pd.DataFrame, subset_table: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """LayerCAM (all people) and S-RISE, CorrRISE (the RISE subset, with its own floor and clean rate): occluding
     their pixels lowers the rate by less than NEGLIGIBLE from clean (Wilson interval); a ceiling (random floor =
     clean: nothing moves the rate) or n < MIN_IMAGES cannot be judged."""
-    main, sub = _rates(df, subset="all"), _rates(subset_table)
+    main, sub = _rates(df, occlusion, subset=xai.ALL), _rates(subset_table, occlusion)
     cases, texts = [], []
     for tech in ("layercam", "srise", "corrrise"):
         rows = main if ((main.technique == tech) & _ok(main)).any() else sub
         for dataset in sorted(rows[(rows.technique == tech) & _ok(rows)].dataset.unique()):
             t = _rate_row(rows, tech, dataset)
-            f = _rate_row(rows, "random", dataset)
+            f = _rate_row(rows, xai.RANDOM, dataset)
             clean = float(f.clean_recognition_rate)
             lo, hi = wilson(t.recognition_rate, t.n_images)
             label = f"{tech}/{dataset}"
@@ -614,11 +658,11 @@ def measure_negligible(df: pd.DataFrame, subset_table: pd.DataFrame) -> Measurem
                        interval="; ".join(texts), cases=cases)
 
 
-def measure_fill(df: pd.DataFrame) -> Measurement:
+def measure_fill(df: pd.DataFrame, *, occlusion: dict[str, object]) -> Measurement:
     """Range of the rate across fills (per technique) vs across techniques (per fill), mean-over-models rows of all
     people; not judgeable when the techniques' own range is inside twice the rates' typical 95% half-width."""
-    rows = _rates(df, subset="all", every_fill=True)
-    rows = rows[_ok(rows) & (rows.technique != "random")]
+    rows = _rates(df, occlusion, subset=xai.ALL, every_fill=True)
+    rows = rows[_ok(rows) & (rows.technique != xai.RANDOM)]
     if rows.fill.nunique() < 2 or rows.technique.nunique() < 2:
         raise NotTestable(f"needs >= 2 fills and >= 2 techniques; fills {sorted(rows.fill.unique())}")
     span = lambda s: s.max() - s.min()  # noqa: E731
@@ -641,43 +685,33 @@ def measure_fill(df: pd.DataFrame) -> Measurement:
 # ---------------------------------------------------------------- the poster: hyperparameter sweeps
 
 def layer_position(row: pd.Series) -> float:
-    """Layers from the end: 0 = last, 1 = second-to-last; from a 'position' column or the value's wording."""
-    for col in ("position", "layer_from_end"):
-        if col in row and pd.notna(row[col]):
-            return float(row[col])
-    value = norm(row["value"])
-    if "secondtolast" in value or "penultimate" in value:
-        return 1.0
-    if value.startswith("last"):
-        return 0.0
-    raise NotTestable(f"layer value {row['value']!r}: say 'last' / 'second-to-last' or add a 'position' column")
+    """Layers from the end (0 = last, 1 = second-to-last): the sweep row's ``position``."""
+    if pd.isna(row.position):
+        raise NotTestable(f"layer {row.value!r} has no position (layers from the end) in the sweep table")
+    return float(row.position)
 
 
 def loss_margin(value: object) -> float:
-    """0.0 for the cosine loss, else the ArcFace margin written in the value ('arcface m=0.2', 0.3, ...)."""
-    text = norm(value)
-    if text.startswith("cos"):
+    """0.0 for the cosine loss, else the ArcFace margin of the loss sweep's value (``"arcface m=0.2"``)."""
+    if value == xai.COSINE_LOSS:
         return 0.0
-    found = re.findall(r"\d*\.?\d+", text)
-    if not found:
-        raise NotTestable(f"loss value {value!r}: expected 'cosine' or an ArcFace margin")
-    return float(found[-1])
+    margin = str(value).removeprefix(xai.ARCFACE_LOSS)
+    try:
+        if margin != str(value):
+            return float(margin)
+    except ValueError:
+        pass
+    raise NotTestable(f"loss value {value!r}: expected {xai.COSINE_LOSS!r} or '{xai.ARCFACE_LOSS}<margin>'")
 
 
-LOSS_SWEEPS = {"loss", "target", "margin"}
-
-
-def _sweep_cases(df: pd.DataFrame, hyperparameters: set[str], techniques: tuple[str, ...],
+def _sweep_cases(df: pd.DataFrame, hyperparameter: str, techniques: tuple[str, ...],
                  claimed: Callable[[pd.Series], bool]) -> Measurement:
     """Per (technique, model) sweep: the claim holds when a claimed setting's rate is not significantly above the lowest
     (Wilson intervals), fails when it is; a case where no setting differs from the lowest beyond the intervals
     says nothing and is left out; fewer than MIN_CASES informative cases cannot be judged."""
-    need(df, "technique", "model", "hyperparameter", "value", "recognition_rate", "n_images")
-    rows = df[df.hyperparameter.map(norm).isin(hyperparameters)]
-    rows = rows.assign(technique=rows.technique.map(norm)).dropna(subset=["recognition_rate"])
-    rows = rows[rows.technique.isin(techniques)]
+    rows = df[(df.hyperparameter == hyperparameter) & df.technique.isin(techniques)].dropna(subset=["recognition_rate"])
     if rows.empty:
-        raise NotTestable(f"no {sorted(hyperparameters)} sweep for {techniques}; hyperparameters: "
+        raise NotTestable(f"no {hyperparameter!r} sweep for {techniques}; hyperparameters: "
                           f"{sorted(df.hyperparameter.unique())}")
     cases, texts = [], []
     for (tech, model), g in rows.groupby(["technique", "model"], sort=False):
@@ -705,23 +739,22 @@ def _sweep_cases(df: pd.DataFrame, hyperparameters: set[str], techniques: tuple[
 
 
 def measure_layer(df: pd.DataFrame) -> Measurement:
-    return _sweep_cases(df, {"layer"}, ("gradcam", "gradcam++"), lambda r: layer_position(r) == 1)
+    return _sweep_cases(df, xai.LAYER_SWEEP, ("gradcam", "gradcam++"), lambda r: layer_position(r) == 1)
 
 
 def measure_loss_layercam(df: pd.DataFrame) -> Measurement:
-    return _sweep_cases(df, LOSS_SWEEPS, ("layercam",), lambda r: loss_margin(r.value) == 0)
+    return _sweep_cases(df, xai.LOSS_SWEEP, ("layercam",), lambda r: loss_margin(r.value) == 0)
 
 
 def measure_loss_gradcam(df: pd.DataFrame) -> Measurement:
     lo, hi = PUBLISHED["loss_margin_gradcam"].values["lo"], PUBLISHED["loss_margin_gradcam"].values["hi"]
-    return _sweep_cases(df, LOSS_SWEEPS, ("gradcam", "gradcam++"),
+    return _sweep_cases(df, xai.LOSS_SWEEP, ("gradcam", "gradcam++"),
                         lambda r: lo - 1e-9 <= loss_margin(r.value) <= hi + 1e-9 and loss_margin(r.value) > 0)
 
 
 def measure_layer_layercam(df: pd.DataFrame) -> Measurement:
     """LayerCAM's layer choice is negligible: every layer's rate within NEGLIGIBLE of the lowest (Wilson)."""
-    need(df, "technique", "model", "hyperparameter", "value", "recognition_rate", "n_images")
-    rows = df[(df.hyperparameter.map(norm) == "layer") & (df.technique.map(norm) == "layercam")]
+    rows = df[(df.hyperparameter == xai.LAYER_SWEEP) & (df.technique == "layercam")]
     if rows.empty:
         raise NotTestable("no LayerCAM layer sweep")
     cases, texts = [], []
@@ -740,12 +773,13 @@ def measure_layer_layercam(df: pd.DataFrame) -> Measurement:
 
 # ---------------------------------------------------------------- the poster: Table 2 (transfer)
 
-def transfer_matrix(df: pd.DataFrame, explainer: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """(rates generation x evaluation, n_images alike, random floor per evaluation model) of one explainer."""
-    rows = where(df, **declared_occlusion())
-    need(rows, "generation", "evaluation", "explainer", "recognition_rate", "n_images")
-    is_random = rows.generation.map(norm).str.contains("random")
-    mine = rows[~is_random & (rows.explainer.map(norm) == norm(explainer))]
+def transfer_matrix(df: pd.DataFrame, occlusion: dict[str, object], explainer: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(rates generation x evaluation, n_images alike, random floor per evaluation model) of one explainer at the
+    ``occlusion`` fill and q."""
+    rows = where(df, **occlusion)
+    is_random = rows.generation == occlusion_summary.RANDOM_ROW
+    mine = rows[~is_random & (rows.explainer == explainer)]
     if mine.empty:
         raise NotTestable(f"no {explainer} transfer rows (notebook 07 with explainer={explainer}); explainers in the "
                           f"table: {sorted(rows.explainer.unique())}")
@@ -758,19 +792,19 @@ def transfer_matrix(df: pd.DataFrame, explainer: str) -> tuple[pd.DataFrame, pd.
     return rate.loc[common, common], n.loc[common, common], floor
 
 
-def _dataset_of(df: pd.DataFrame) -> str:
-    return str(df.dataset.iloc[0]).upper() if "dataset" in df and len(df) else "LFW"
+TRANSFER_DATASET = "LFW"  # notebook 07 occludes the study's own (LFW-layout) images
 
 
-def measure_fnc_diagonal(df: pd.DataFrame, explainer: str = "gradcam++") -> Measurement:
+def measure_fnc_diagonal(df: pd.DataFrame, explainer: str = "gradcam++", *, occlusion: dict[str, object]
+                         ) -> Measurement:
     """FN_C's own Grad-CAM++ pixels on FN_C: rate below the random floor (direction) and the Table 2 cell (0.337,
     CPLFW); on LFW compared with the cell carried to LFW by Table 1's Grad-CAM++ LFW/CPLFW ratio of lost pairs."""
-    rate, n, floor = transfer_matrix(df, explainer)
+    rate, n, floor = transfer_matrix(df, occlusion, explainer)
     if "FN_C" not in rate.index:
         raise NotTestable(f"FN_C is not among the models of notebook 07 ({list(rate.index)})")
     r, k = float(rate.loc["FN_C", "FN_C"]), float(n.loc["FN_C", "FN_C"])
     lo, hi = wilson(r, k)
-    dataset = _dataset_of(df)
+    dataset = TRANSFER_DATASET
     pub = TABLE2.cell("FN_C", "FN_C")
     if dataset != TABLE2_DATASET:  # inference: carried to our dataset with Table 1's ratio of lost pairs
         scale = (1 - TABLE1.cell("Grad-CAM++", dataset)) / (1 - TABLE1.cell("Grad-CAM++", TABLE2_DATASET)) \
@@ -802,11 +836,11 @@ def variance_shares(matrix: np.ndarray) -> tuple[float, float]:
     return float(rows / total), float(cols / total)
 
 
-def measure_rows_decide(df: pd.DataFrame, explainer: str = "gradcam++", seed: int = 0, draws: int = 2000
-                        ) -> Measurement:
+def measure_rows_decide(df: pd.DataFrame, explainer: str = "gradcam++", seed: int = 0, draws: int = 2000, *,
+                        occlusion: dict[str, object]) -> Measurement:
     """Share of the table's variance explained by the generation model (rows) minus by the evaluation model
     (columns), with a 95% interval from binomial resampling of every cell; the work's Table 2 gives the reference."""
-    rate, n, _ = transfer_matrix(df, explainer)
+    rate, n, _ = transfer_matrix(df, occlusion, explainer)
     p, k = rate.to_numpy(float), n.to_numpy(float)
     row_share, col_share = variance_shares(p)
     rng = np.random.default_rng(seed)
@@ -830,11 +864,11 @@ def measure_rows_decide(df: pd.DataFrame, explainer: str = "gradcam++", seed: in
                                 "hi": float(rhi), "published_lo": pub_rows, "published_hi": pub_rows}])
 
 
-def measure_blackbox(df: pd.DataFrame, explainer: str = "gradcam++") -> Measurement:
+def measure_blackbox(df: pd.DataFrame, explainer: str = "gradcam++", *, occlusion: dict[str, object]) -> Measurement:
     """Per evaluation model (column: the attacked model, so its own difficulty cancels): the most harmful other
     model's pixels (black-box) below its own pixels (white-box, the diagonal) beyond the Wilson intervals; 'can
     beat' holds when some column shows it, fails when in every column the white-box is significantly lowest."""
-    rate, n, _ = transfer_matrix(df, explainer)
+    rate, n, _ = transfer_matrix(df, occlusion, explainer)
     cols = []
     for e in rate.columns:
         diag, k = float(rate.loc[e, e]), float(n.loc[e, e])
@@ -855,16 +889,13 @@ def measure_blackbox(df: pd.DataFrame, explainer: str = "gradcam++") -> Measurem
 
 # ---------------------------------------------------------------- the ledger's claims
 
-XAI = "08_xai_generalizability"
-TRANSFER = "07_transferability/transfer_table.csv"
-TRANSFER_GPP = ("07_transferability/transfer_table_gradcampp.csv", "07_transferability/transfer_table_gradcam++.csv")
 GRADCAMPP_NOTE = ("Grad-CAM++ transfer table (notebook 07 with explainer=gradcam++) not produced in this run")
 SIDE = "direction: per case, the difference's 95% interval above 0 (normal approximation from the two intervals)"
 RANGE = ("our 95% interval overlaps the published value/range widened by MAG_TOL (relative); more than FAR_FACTOR "
          "times off: far off")
 RATE = ("on lost pairs (1 - rate): our Wilson 95% interval overlaps the work's widened by MAG_TOL (relative); "
         "more than FAR_FACTOR times off: far off")
-POSTER_TECHNIQUES = ("gradcam++", "gradcam", "srise", "corrrise", "layercam")
+POSTER_TECHNIQUES = tuple(TECHNIQUE_OF[label] for label in TABLE1.rows)  # Table 1's techniques, in its order
 
 
 def _table1_claims() -> tuple[Claim, ...]:
@@ -989,11 +1020,11 @@ def sanity_of(explainers: Sequence[str], figures_dir: Path, stamp: dict | None =
     need(table, "explainer", "model", "check", "verdict")
     parts = []
     for name in explainers:
-        rows = table[table.explainer.map(norm) == norm(name)]
+        rows = table[table.explainer == name]
         if rows.empty:
             parts.append(f"{name}: not run")
             continue
-        failed = rows[rows.verdict.map(norm) != "passes"]
+        failed = rows[rows.verdict != sanity.PASSES]
         which = sorted(set(failed.check.astype(str) + " (" + failed.model.astype(str) + ")"))
         parts.append(f"{name}: passes {len(rows)} checks" if failed.empty else f"{name}: fails {', '.join(which)}")
     return "; ".join(parts)
@@ -1039,11 +1070,12 @@ def _source(claim: Claim, figures_dir: Path) -> str:
 
 
 def evaluate(claim: Claim, figures_dir: str | Path, summary: dict | None = None,
-             stamp: dict | None = None) -> dict:
+             stamp: dict | None = None, occlusion: dict[str, object] | None = None) -> dict:
     """One ledger row: published vs ours, direction, magnitude, verdict and reason, link and the sources' provenance.
 
     With ``stamp`` (the run's, :func:`facexai.runstamp.from_summary`), every table read must carry it:
-    :class:`facexai.runstamp.RunStampError` otherwise, naming the table.
+    :class:`facexai.runstamp.RunStampError` otherwise, naming the table. ``occlusion``: the declared q and
+    fill (default: read now, :func:`declared_occlusion`). A table lacking a declared column: :class:`SchemaError`.
     """
     figures_dir = Path(figures_dir)
     pub = claim.said
@@ -1073,7 +1105,9 @@ def evaluate(claim: Claim, figures_dir: str | Path, summary: dict | None = None,
             "link": _existing(figures_dir, str(Path(table).with_suffix(".md")), table)}
     m = None
     try:
-        m = claim.measure(*[pd.read_csv(figures_dir / s) for s in sources])
+        tables = [read_table(figures_dir, s) for s in sources]
+        takes = inspect.signature(claim.measure).parameters
+        m = claim.measure(*tables, **({"occlusion": occlusion or declared_occlusion()} if "occlusion" in takes else {}))
         direction = overall_direction(m.cases) if claim.direction_rule != NO_DIRECTION else NO_DIRECTION
         size = NO_NUMBER if claim.magnitude_rule == NO_NUMBER else overall_magnitude(m.magnitudes) \
             if m.magnitudes else UNCLEAR
@@ -1105,7 +1139,8 @@ def build_ledger(figures_dir: str | Path, summary: dict | None = None, claims: t
     carry that run's stamp (:class:`facexai.runstamp.RunStampError` otherwise, naming the table).
     """
     stamp = runstamp.from_summary(summary) if summary and check_stamps else None
-    return pd.DataFrame([evaluate(c, Path(figures_dir), summary, stamp) for c in claims])
+    occlusion = declared_occlusion()  # once for the whole ledger
+    return pd.DataFrame([evaluate(c, Path(figures_dir), summary, stamp, occlusion) for c in claims])
 
 
 def verdict_for(key: str, figures_dir: str | Path, summary: dict | None = None) -> dict:

@@ -44,6 +44,8 @@ TABLE1 = "xai_table1"  # key of the second work's Table 1 in facexai.published.P
 MEAN = "mean"  # the model column of rows averaged over models
 ALL, RISE_SUBSET = "all", "rise subset"  # which held-out images a row covers
 MEASURES = ["recognition_rate", "balanced_accuracy", "mean_drop"]
+LAYER_SWEEP, LOSS_SWEEP = "layer", "loss"  # the hyperparameter column of the tuned techniques' sweeps
+COSINE_LOSS, ARCFACE_LOSS = "cosine", "arcface m="  # the loss sweep's values: "cosine", "arcface m=<margin>"
 #: main_table.csv / fill_table.csv / rise_subset_table.csv
 TABLE_COLUMNS = ["technique", "dataset", "fill", "model", *MEASURES, "n_images", "status", "subset",
                  "clean_recognition_rate", "published_recognition_rate", "note"]
@@ -108,8 +110,8 @@ def sweep_layers(names: Sequence[str], n: int = 0) -> list[tuple[str, int]]:
 
 def loss_settings(margins: Sequence[float]) -> list[tuple[str, dict]]:
     """The loss sweep: ("cosine", image_maps kwargs), then ("arcface m=<m>", ...) per ArcFace margin."""
-    return [("cosine", {"target": "cosine"})] + [(f"arcface m={float(m):g}", {"target": "arcface", "margin": float(m)})
-                                                 for m in margins]
+    return [(COSINE_LOSS, {"target": "cosine"})] + [
+        (f"{ARCFACE_LOSS}{float(m):g}", {"target": "arcface", "margin": float(m)}) for m in margins]
 
 
 def rise_sweep(cfg: Config) -> dict[str, list[int]]:
@@ -442,11 +444,11 @@ def run_sweeps(cfg: Config, zoo: Mapping[str, FaceModel], protocol: Protocol, te
         for tech in [t for t in technique_names if t in GRAD_CAMS]:
             every = made(generation_maps(cfg, model, protocol, tech, layers=cam_layers(main_layer[name], layers)))
             for layer, pos in layers:
-                point(model, every.layer(layer), "layer", layer, pos)
+                point(model, every.layer(layer), LAYER_SWEEP, layer, pos)
             for value, kwargs in loss_settings(parse_list(cfg.xai_margins, float)):
                 maps = (every.layer(main_layer[name]) if kwargs["target"] == "cosine" else
                         made(generation_maps(cfg, model, protocol, tech, layers=[main_layer[name]], **kwargs)))
-                point(model, maps, "loss", value, main_pos)
+                point(model, maps, LOSS_SWEEP, value, main_pos)
         for tech in [t for t in technique_names if t in RISE]:
             for hyper, values in rise_sweep(cfg).items():
                 for value in values:
@@ -458,9 +460,9 @@ def run_sweeps(cfg: Config, zoo: Mapping[str, FaceModel], protocol: Protocol, te
 def sweep_panels(sweeps: pd.DataFrame, fill: str, q: float) -> list[tuple[str, pd.DataFrame, str, str]]:
     """The sweep figures' data: (file stem, rows with an ``x`` label column, panel column, title) for the
     layer sweep (deepest layer last), the loss sweep and the RISE sweeps."""
-    layers = sweeps[sweeps.hyperparameter == "layer"].sort_values("position", ascending=False, kind="stable")
+    layers = sweeps[sweeps.hyperparameter == LAYER_SWEEP].sort_values("position", ascending=False, kind="stable")
     layers = layers.assign(x=[f"{v} ({int(k)})" for v, k in zip(layers.value, layers.position)])
-    loss = sweeps[sweeps.hyperparameter == "loss"].assign(x=lambda d: d.value.astype(str))
+    loss = sweeps[sweeps.hyperparameter == LOSS_SWEEP].assign(x=lambda d: d.value.astype(str))
     rise = sweeps[sweeps.hyperparameter.isin(["n_masks", "cell_size"])].assign(x=lambda d: d.value.astype(str))
     return [("sweep_layer", layers, "model",
              f"Layer (position from the end; 0 = last), cosine target, {fill} fill, top {q:g}%"),

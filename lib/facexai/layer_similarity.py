@@ -12,10 +12,11 @@ import pandas as pd
 from facexai import metrics
 from facexai.person_maps import PersonMaps
 
+FIRST_VS_LAST = "first vs last"  # the column of the BC between the first and the last layer (the ledger's)
 #: Columns of :func:`layer_bc_table` (03_leam_layers/layer_bhattacharyya.csv).
-LAYER_BC_COLUMNS = ["model", "layers", "adjacent layers (mean BC)", "first vs last", "all pairs (mean BC)",
+LAYER_BC_COLUMNS = ["model", "layers", "adjacent layers (mean BC)", FIRST_VS_LAST, "all pairs (mean BC)",
                     "least similar pair"]
-LAYER_BC_NUMERIC = ["layers", "adjacent layers (mean BC)", "first vs last", "all pairs (mean BC)"]
+LAYER_BC_NUMERIC = ["layers", "adjacent layers (mean BC)", FIRST_VS_LAST, "all pairs (mean BC)"]
 
 
 def layer_bc_row(model: str, bc: np.ndarray, layers: list[str]) -> dict:
@@ -26,7 +27,7 @@ def layer_bc_row(model: str, bc: np.ndarray, layers: list[str]) -> dict:
     a, b = np.unravel_index(np.argmin(bc), bc.shape)
     return {"model": model, "layers": n,
             "adjacent layers (mean BC)": float(np.mean([bc[i, i + 1] for i in range(n - 1)])),
-            "first vs last": float(bc[0, -1]),
+            FIRST_VS_LAST: float(bc[0, -1]),
             "all pairs (mean BC)": float(bc[np.triu_indices(n, 1)].mean()),
             "least similar pair": f"{layers[a]} vs {layers[b]}"}
 

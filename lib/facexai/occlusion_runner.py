@@ -37,6 +37,7 @@ IMAGE_COLUMNS = [*CONDITION, "seed", "identity", "path", "n_pixels", "clean_cos"
 #: Columns of :attr:`OcclusionRun.pairs` (one row per condition x verification pair).
 PAIR_COLUMNS = [*CONDITION, "seed", "identity", "path", "partner", "same", "clean_score", "occluded_score",
                 "threshold"]
+CRITICAL, RANDOM = "critical", "random"  # the selection column: the maps' top pixels, or as many random ones
 CRITICAL_SEED = -1  # the seed column of critical-selection rows (random rows hold their seed)
 
 
@@ -189,8 +190,8 @@ def _run(cfg: Config, model: FaceModel, person_maps: PersonMaps, protocol: Proto
     todo = [(q, f) for q in qs for f in fills]
     for q, kind in tqdm(todo, desc=f"occlusion {generation_model}->{model.spec.name}", unit="condition"):
         k = top_k(q, size * size)
-        selections = [("critical", CRITICAL_SEED, critical_mask(maps, q))]
-        selections += [("random", s, random_masks(keys, size, k, mask_seed(cfg, s))) for s in random_seeds]
+        selections = [(CRITICAL, CRITICAL_SEED, critical_mask(maps, q))]
+        selections += [(RANDOM, s, random_masks(keys, size, k, mask_seed(cfg, s))) for s in random_seeds]
         for selection, seed, masks in selections:
             occluded, okeys = occlude(crops, masks, kind, keys, cfg.seed, mean_colour, blur_sigma)
             emb = embed.cached_embed(model, occluded, okeys, cfg.cache_root, batch_size)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from facexai import metrics
-from facexai.occlusion_runner import CONDITION, OcclusionRun
+from facexai.occlusion_runner import CONDITION, CRITICAL, RANDOM, OcclusionRun
 from facexai.profiles import REPO_ROOT
 from facexai.published import PUBLISHED, WORKS
 
@@ -32,6 +32,9 @@ TRANSFER_COLUMNS = ["generation", "evaluation", "explainer", "fill", "q", "recog
                     "mean_drop", "n_images", "in_sample", "ci_lo", "ci_hi", "clean_recognition_rate"]
 TRANSFER_NUMERIC = ["q", "recognition_rate", "balanced_accuracy", "mean_drop", "n_images", "ci_lo", "ci_hi",
                     "clean_recognition_rate"]
+#: occlusion_subgroups.csv (:func:`summarize` of a run :func:`with_groups`): the summary per ``GROUP`` value.
+GROUP = "group"
+SUBGROUP_COLUMNS = [GROUP, *SUMMARY_COLUMNS]
 RANDOM_ROW = "random"  # the generation of the random-pixel floor
 CLEAN_ROW = "clean (no occlusion)"  # the Table-2 row of unoccluded images
 TABLE2_INDEX = "generation \\ evaluation"  # first column of transfer_table2_*.csv
@@ -80,8 +83,8 @@ def summarize(run: OcclusionRun, by: Sequence[str] = (), n_boot: int = 1000, see
 
 def transfer_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Generation x evaluation rows (Table-2 form); random selections become generation ``"random"`` (the floor)."""
-    crit = summary[summary.selection == "critical"].assign(generation=lambda d: d.generation_model)
-    rand = summary[summary.selection == "random"].assign(generation=RANDOM_ROW)
+    crit = summary[summary.selection == CRITICAL].assign(generation=lambda d: d.generation_model)
+    rand = summary[summary.selection == RANDOM].assign(generation=RANDOM_ROW)
     rand = rand.drop_duplicates(["model", "explainer", "fill", "q", "in_sample"])
     out = pd.concat([crit, rand], ignore_index=True).rename(columns={"model": "evaluation"})
     return out[TRANSFER_COLUMNS].reset_index(drop=True)
@@ -108,7 +111,7 @@ def published_comparison(summary: pd.DataFrame, fill: str = "black") -> pd.DataF
     pub = PUBLISHED["occlusion_drop"]
     own = summary[(summary.model == summary.generation_model) & np.isclose(summary.q, PUBLISHED_Q) & (summary.fill == fill)]
     rows = []
-    for selection, key in (("critical", "map"), ("random", "random")):
+    for selection, key in ((CRITICAL, "map"), (RANDOM, "random")):
         for r in own[own.selection == selection].itertuples():
             rows.append({"claim": "occlusion_drop", "selection": selection, "published": pub.values[key],
                          "model": r.model, "explainer": r.explainer, "in_sample": r.in_sample, "fill": r.fill,
@@ -160,9 +163,9 @@ def read_attributes(files: Sequence[str | Path], images: pd.DataFrame) -> tuple[
 
 
 def with_groups(run: OcclusionRun, groups: pd.Series) -> OcclusionRun:
-    """The run restricted to occluded images that have a group, with a ``group`` column."""
-    images = run.images[run.images.path.isin(groups.index)].assign(group=lambda d: d.path.map(groups))
-    pairs = run.pairs[run.pairs.path.isin(groups.index)].assign(group=lambda d: d.path.map(groups))
+    """The run restricted to occluded images that have a group, with a :data:`GROUP` column."""
+    images = run.images[run.images.path.isin(groups.index)].assign(**{GROUP: lambda d: d.path.map(groups)})
+    pairs = run.pairs[run.pairs.path.isin(groups.index)].assign(**{GROUP: lambda d: d.path.map(groups)})
     return OcclusionRun(images.reset_index(drop=True), pairs.reset_index(drop=True))
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from facexai import metrics, parsing, published, study
 from facexai.cache import cache_dir, file_sha256, key, read_npz, save_npz
 from facexai.explain import critical_mask
+from facexai.person_maps import OVERALL  # the overall map (mean over layers), after a MapSet's layer names
 from facexai.profiles import Config
 from facexai.saliency import MapSet
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 REGIONS: list[str] = list(parsing.CLASS_NAMES)
 OTHER = parsing.CLASS_IDS["other"]
 PARSERS = (*parsing.METHODS, "bisenet")
-OVERALL = "overall"  # the name of the overall map (mean over layers), after a MapSet's layer names
+NOSE = "nose"  # the region whose share the LEAM work reports
 #: How a PERSON map's critical pixels are assigned to regions (see :func:`person_region_shares`).
 LABEL_SOURCES: dict[str, str] = {
     "person": "the person map's top q% pixels against each of the person's parsed images' label maps, "
@@ -353,7 +354,7 @@ def published_nose_range() -> tuple[float, float]:
 def published_nose_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     """Our nose share of the overall map's critical pixels per model beside the LEAM work's range."""
     lo, hi = published_nose_range()
-    ours = summary[(summary.layer == OVERALL) & (summary.region == "nose")]
+    ours = summary[(summary.layer == OVERALL) & (summary.region == NOSE)]
     return pd.DataFrame({"model": ours.model.to_numpy(), "quantity": "nose share of critical pixels (overall map)",
                          "ours": ours.share.to_numpy(), "ci_lo": ours.ci_lo.to_numpy(), "ci_hi": ours.ci_hi.to_numpy(),
                          "published_lo": lo, "published_hi": hi,
