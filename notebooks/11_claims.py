@@ -29,7 +29,7 @@
 #
 # Outputs: `figures/<run>/claims.md` and `claims.html` (the page to read, led by the forest plot),
 # and in `figures/<run>/11_claims/`: `claims.csv` (one row per claim: `claim, work, published, ours,
-# n, interval, direction, magnitude, verdict, reason, sanity, measured_on, data, link, figure, source,
+# n, interval, direction, magnitude, verdict, reason, sanity, sweep, measured_on, data, link, figure, source,
 # source_sha256, source_mtime, values, forest, published_values`; paths relative to
 # `figures/<run>/`), `rules.csv`, `tolerances.csv`, `forest.csv`, `forest.png`, `verdicts.png`.
 
@@ -80,7 +80,10 @@ rules
 
 # %% [markdown]
 # ## The ledger
-# Every table is checked against this run's stamp first (an error names a table another run made).
+# Every table is checked against this run's stamp first (an error names a table another run made), and
+# against the columns its producer declares (`claims.SCHEMAS`, the producers' `*_COLUMNS`: a missing
+# column is an error naming the table and the column); rows are matched on the values the producers
+# write (their named constants), never on reworded labels.
 
 # %%
 ledger = claims.build_ledger(cfg.figures_dir, st.summary)
@@ -126,17 +129,4 @@ plots.save_figure(fig, cfg.out(NB, "verdicts"))
 # Written from the ledger above (regenerated with it):
 
 # %%
-tested = ledger[ledger.verdict != claims.NOT_TESTABLE]
-lines = [f"- {len(tested)} of {len(ledger)} claims could be tested in run `{cfg.run_name}` "
-         f"({claims.describe_data(st.summary)})."]
-for verdict in order[:4]:
-    keys = tested.claim[tested.verdict == verdict].tolist()
-    if keys:
-        lines.append(f"- **{verdict}**: {', '.join(keys)}.")
-missing = sorted(set(ledger.source[ledger.reason.str.contains("not produced")]))
-if missing:
-    lines.append(f"- not testable because these tables were not produced: {', '.join(missing)}.")
-if cfg.profile != "paper":
-    lines.append(f"- Profile `{cfg.profile}` runs on a small sample; verdicts here say whether the pipeline "
-                 "agrees with the works at this scale, not more.")
-display(Markdown("\n".join(lines)))
+display(Markdown(claims.reading(ledger, cfg.figures_dir, cfg.run_name, st.summary, cfg.profile)))

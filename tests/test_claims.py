@@ -554,3 +554,15 @@ def test_the_ledger_links_a_claim_to_its_protocol_sweep_rows(tmp_path):
     assert "drop_ratio: not swept in this run" in text
     assert claims.sweep_of("nose_share", tmp_path) == ""  # no sweep measures it
     assert claims.sweep_of("occlusion_drop", tmp_path / "elsewhere") == "not run"
+
+
+def test_reading_names_the_verdicts_and_the_tables_not_produced(tmp_path):
+    fake_run(tmp_path)
+    ledger = claims.build_ledger(tmp_path, SUMMARY)
+    text = claims.reading(ledger, tmp_path, "quick", SUMMARY, "quick")
+    tested = ledger[ledger.verdict != NOT_TESTABLE]
+    assert text.startswith(f"- {len(tested)} of {len(ledger)} claims could be tested in run `quick` (lfw_sample: 60")
+    for verdict in set(tested.verdict):
+        assert f"**{verdict}**: " + ", ".join(tested.claim[tested.verdict == verdict]) in text
+    assert "08_xai_generalizability/sweeps.csv" in text and "05_bhattacharyya/bc_cross_model.csv" not in text
+    assert "small sample" in text and "small sample" not in claims.reading(ledger, tmp_path, "p", SUMMARY, "paper")

@@ -1006,28 +1006,42 @@ def _existing(figures_dir: Path, *candidates: str) -> str:
     return next((rel for rel in candidates if rel and (figures_dir / rel).is_file()), "")
 
 
+def _side_table(figures_dir: Path, rel: str, stamp: dict | None, columns: Sequence[str]) -> pd.DataFrame | None:
+    """A table of notebook 09 or 10 that annotates the ledger's rows (stamp and columns checked); None when absent."""
+    path = figures_dir / rel
+    if not path.is_file():
+        return None
+    if stamp is not None:
+        runstamp.check(path, stamp, name=rel)
+    table = pd.read_csv(path)
+    need(table, *columns)
+    return table
+
+
+def _each(table: pd.DataFrame, column: str, names: Sequence[str], absent: str,
+          describe: Callable[[pd.DataFrame], str]) -> str:
+    """'name: ...' for each name, joined by '; ': ``describe`` of its rows of ``table``, or ``absent`` when none."""
+    parts = []
+    for name in names:
+        rows = table[table[column] == name]
+        parts.append(f"{name}: {absent if rows.empty else describe(rows)}")
+    return "; ".join(parts)
+
+
 SANITY = "09_sanity_checks/sanity_verdicts.csv"
 
 
 def sanity_of(explainers: Sequence[str], figures_dir: Path, stamp: dict | None = None) -> str:
     """The sanity-check verdicts (notebook 09) of the explainers a claim rests on, or 'not run'."""
-    path = figures_dir / SANITY
-    if not path.is_file():
+    table = _side_table(figures_dir, SANITY, stamp, ("explainer", "model", "check", "verdict"))
+    if table is None:
         return "not run"
-    if stamp is not None:
-        runstamp.check(path, stamp, name=SANITY)
-    table = pd.read_csv(path)
-    need(table, "explainer", "model", "check", "verdict")
-    parts = []
-    for name in explainers:
-        rows = table[table.explainer == name]
-        if rows.empty:
-            parts.append(f"{name}: not run")
-            continue
+
+    def verdicts(rows: pd.DataFrame) -> str:
         failed = rows[rows.verdict != sanity.PASSES]
         which = sorted(set(failed.check.astype(str) + " (" + failed.model.astype(str) + ")"))
-        parts.append(f"{name}: passes {len(rows)} checks" if failed.empty else f"{name}: fails {', '.join(which)}")
-    return "; ".join(parts)
+        return f"passes {len(rows)} checks" if failed.empty else f"fails {', '.join(which)}"
+    return _each(table, "explainer", explainers, "not run", verdicts)
 
 
 SWEEP = "10_protocol_sensitivity/sweep_closest.csv"
@@ -1041,27 +1055,19 @@ SWEEP_LINKS = {"bc_same_vs_different": ("bc_same", "bc_different", "bc_gap"),
 def sweep_of(key: str, figures_dir: Path, stamp: dict | None = None) -> str:
     """Under which of the declared definitions (notebook 10) our value reaches the published one, for one claim."""
     links = SWEEP_LINKS.get(key, ())
-    path = figures_dir / SWEEP
     if not links:
         return ""
-    if not path.is_file():
+    table = _side_table(figures_dir, SWEEP, stamp, ("claim", "n_definitions", "n_in_range", "primary_value",
+                                                    "closest_definition", "closest_value"))
+    if table is None:
         return "not run"
-    if stamp is not None:
-        runstamp.check(path, stamp, name=SWEEP)
-    table = pd.read_csv(path)
-    need(table, "claim", "n_definitions", "n_in_range", "primary_value", "closest_definition", "closest_value")
-    parts = []
-    for name in links:
-        rows = table[table.claim == name]
-        if rows.empty:
-            parts.append(f"{name}: not swept in this run")
-            continue
+
+    def reach(rows: pd.DataFrame) -> str:
         r = rows.iloc[0]
-        reach = (f"in range under {int(r.n_in_range)} of {int(r.n_definitions)} definitions" if r.n_in_range
-                 else f"in range under none of {int(r.n_definitions)} definitions")
-        parts.append(f"{name}: {reach}; ours (primary) {r.primary_value:.3f}, closest {r.closest_value:.3f} "
-                     f"({r.closest_definition})")
-    return "; ".join(parts)
+        under = f"{int(r.n_in_range)} of" if r.n_in_range else "none of"
+        return (f"in range under {under} {int(r.n_definitions)} definitions; ours (primary) {r.primary_value:.3f}, "
+                f"closest {r.closest_value:.3f} ({r.closest_definition})")
+    return _each(table, "claim", links, "not swept in this run", reach)
 
 
 def _source(claim: Claim, figures_dir: Path) -> str:
@@ -1167,6 +1173,26 @@ def rules(claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     return pd.DataFrame([{"claim": c.key, "work": c.said.work, "table": "; ".join(filter(None, [c.table, *c.extra])),
                           "direction rule": filled(c.direction_rule), "magnitude rule": filled(c.magnitude_rule),
                           "not testable because": c.untestable} for c in claims])
+
+
+def reading(ledger: pd.DataFrame, figures_dir: str | Path, run: str, summary: dict | None, profile: str) -> str:
+    """The ledger in a few Markdown lines: how many claims were tested, which got each verdict, which tables the
+    untested ones lacked, and on a small profile what the verdicts can say."""
+    tested = ledger[ledger.verdict != NOT_TESTABLE]
+    lines = [f"- {len(tested)} of {len(ledger)} claims could be tested in run `{run}` ({describe_data(summary)})."]
+    for verdict in VERDICTS[:4]:
+        keys = tested.claim[tested.verdict == verdict].tolist()
+        if keys:
+            lines.append(f"- **{verdict}**: {', '.join(keys)}.")
+    untested = ledger.source[ledger.verdict == NOT_TESTABLE]
+    missing = sorted({s for sources in untested for s in sources.split("; ")
+                      if s and not (Path(figures_dir) / s).is_file()})
+    if missing:
+        lines.append(f"- not testable because these tables were not produced: {', '.join(missing)}.")
+    if profile != "paper":
+        lines.append(f"- Profile `{profile}` runs on a small sample; verdicts here say whether the pipeline agrees "
+                     "with the works at this scale, not more.")
+    return "\n".join(lines)
 
 
 def tolerances() -> pd.DataFrame:
