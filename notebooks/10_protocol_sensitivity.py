@@ -21,9 +21,10 @@
 # 1. **Bhattacharyya coefficient** of LEAM maps, same person vs different people: map level
 #    (image maps, or person maps of two disjoint halves of a person's images), layer aggregation,
 #    sharpening (top-K% binary masks, powers), explanation target (cosine to the own reference, or
-#    contrastive: minus the nearest other identity's), with and without the lattice treatment.
+#    contrastive: minus the nearest other identity's), with and without the lattice treatment, and
+#    spatial maps vs **channel-level activation patterns** (per layer, a distribution over channels).
 # 2. **Recognition after occlusion** with Grad-CAM++ maps (the poster's Table 1 and Table 2):
-#    operating point, occluded side, measure, q, CAM layer.
+#    held-out vs **in-sample** probes, operating point, occluded side, measure, q, CAM layer.
 # 3. **Cosine drop** of the 1% LEAM pixels vs 1% random ones: white-box vs cross-model, raw vs
 #    normalised by each model's genuine-impostor gap.
 #
@@ -51,7 +52,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol, study
+from facexai import (map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol, protocol_plots,
+                     study)
 from facexai.models import load_model
 
 plots.use_style()
@@ -97,6 +99,22 @@ for name, model in zoo.items():
 seconds["bc"] = time.perf_counter() - t0
 
 # %% [markdown]
+# ### Spatial maps vs channel-level activation patterns
+# The same comparison on what a layer's channels carry instead of where: per image and layer, the
+# spatial mean of |A| (`channel_activation`) or of |A x dS/dA| (`channel_grad_x_activation`) of each
+# channel, scaled to sum 1 over the layer's channels, from one forward + backward pass per image (cosine
+# target; `variant_models`, on their variants' images). Aggregations: each layer alone, or the mean of
+# the per-layer BCs (`sum1_mean`); levels and sharpening as for the maps (sharpening within a layer).
+
+# %%
+t0 = time.perf_counter()
+for name in variant_models:
+    cells = map_definitions.model_channel_cells(cfg, zoo[name], st.images, grid)
+    bc += cells
+    print(f"{name}: {len(cells)} channel-pattern BC cells")
+seconds["bc_channel"] = time.perf_counter() - t0
+
+# %% [markdown]
 # ## 2. Operating points
 # Thresholds fit on clean scores (`facexai.thresholds`): the balanced 10-fold threshold of the run's
 # verification pairs (the study's default), the best-accuracy threshold of those pairs fit on all of
@@ -105,8 +123,14 @@ seconds["bc"] = time.perf_counter() - t0
 # 1 / n_impostor cannot be measured and is flagged `resolved = False`.
 
 # %%
-prot = occlusion_protocol.make_protocol(st, cfg.occlusion_n_eval, cfg.seed, official=cfg.pairs is not None)
-probes = {name: occlusion_sweep.probes(cfg, model, prot, grid.operating_points) for name, model in zoo.items()}
+official = cfg.pairs is not None
+protocols = {sample: occlusion_protocol.make_protocol(st, cfg.occlusion_n_eval, cfg.seed, official=official,
+                                                      in_sample=sample == "in_sample")
+             for sample in ("held_out", *grid.samples)}
+per_person = {"held_out": 0, "in_sample": grid.in_sample_probes}
+probes_of = {sample: {name: occlusion_sweep.probes(cfg, model, prot, grid.operating_points, per_person[sample])
+                      for name, model in zoo.items()} for sample, prot in protocols.items()}
+probes = probes_of["held_out"]
 points = pd.DataFrame([{"model": name, **vars(p)} for name, pr in probes.items() for p in pr.points.values()])
 points["genuine_impostor_gap"] = points.model.map({n: pr.gap for n, pr in probes.items()})
 plots.save_table(points, cfg.out(NB, "operating_points"))
@@ -114,30 +138,36 @@ points
 
 # %% [markdown]
 # ## 3. Recognition after occlusion (Table 1 / Table 2 analogue)
-# Grad-CAM++ person maps of the generation images at the last and second-to-last layer; held-out
-# probes occluded with their person's top q% pixels (black). Measures: genuine acceptance (share of
-# genuine pairs still accepted), balanced accuracy (with the impostor pairs), rank-1 identification
-# against every identity's gallery mean; "both" occludes the genuine partner too.
+# Grad-CAM++ person maps of the generation images at the last and second-to-last layer; probes
+# occluded with their person's top q% pixels (black). Probes (`sample`): **held out** (images not in
+# their person map, the study's protocol) or **in sample** (generation images, so each probe's own map
+# is in the person map it is occluded with; `in_sample_probes` per person, seeded). Both use the same
+# person maps and operating points. Measures: genuine acceptance (share of genuine pairs still
+# accepted), balanced accuracy (with the impostor pairs), rank-1 identification against every
+# identity's gallery mean; "both" occludes the genuine partner too.
 
 # %%
-t0, passes = time.perf_counter(), {}
+passes = {}
 acc, acc_controls = [], []
-for name, model in zoo.items():
-    cells, ctrl = occlusion_sweep.accuracy_cells(cfg, model, prot, probes[name], grid, "table1_gradcampp_lfw")
-    acc += cells
-    acc_controls += ctrl
-    print(f"{name}: {len(cells)} cells, {len(ctrl)} control cells")
-seconds["accuracy"] = time.perf_counter() - t0
-passes["accuracy"] = sum(pr.forward_passes for pr in probes.values())
+for sample in grid.samples:
+    t0 = time.perf_counter()
+    for name, model in zoo.items():
+        pr = probes_of[sample][name]
+        cells, ctrl = occlusion_sweep.accuracy_cells(cfg, model, protocols[sample], pr, grid, "table1_gradcampp_lfw")
+        acc += cells
+        acc_controls += ctrl
+        print(f"{sample}, {name}: {len(pr.paths)} probes, {len(cells)} cells, {len(ctrl)} control cells")
+    seconds[f"accuracy_{sample}"] = time.perf_counter() - t0
+    passes[f"accuracy_{sample}"] = sum(pr.forward_passes for pr in probes_of[sample].values())
 
 # %% [markdown]
 # ## 4. Cosine drop: white-box vs cross-model, raw vs normalised
 
 # %%
 t0 = time.perf_counter()
-drop, drop_controls = occlusion_sweep.drop_cells(cfg, zoo, prot, probes, grid)
+drop, drop_controls = occlusion_sweep.drop_cells(cfg, zoo, protocols["held_out"], probes, grid)
 seconds["drop"] = time.perf_counter() - t0
-passes["drop"] = sum(pr.forward_passes for pr in probes.values()) - passes["accuracy"]
+passes["drop"] = sum(pr.forward_passes for pr in probes.values()) - passes.get("accuracy_held_out", 0)
 print(f"{len(drop)} drop cells, {len(drop_controls)} control cells")
 
 # %% [markdown]
@@ -147,13 +177,16 @@ print(f"{len(drop)} drop cells, {len(drop_controls)} control cells")
 # published_hi, in_range, distance`, then `model, n_models, n, primary`. `in_range`: the 95%
 # bootstrap interval overlaps the published range (a single published number: lies in it);
 # `distance`: how far the estimate is outside the range (0 inside). `table2_fnc_fnc` is FN_C's own
-# rows of the accuracy arm (Table 2's cell is CPLFW, ours LFW, which Table 1 shows to be easier).
+# rows of the accuracy arm (Table 2's cell is CPLFW, ours LFW, which Table 1 shows to be easier);
+# `table1_in_sample_minus_held_out` the paired difference of the two samples (no published counterpart).
 
 # %%
 stats = protocol.cell_statistics(bc + acc + drop, grid.n_boot, cfg.seed)
 stats |= protocol.combine(stats, "bc_same", "bc_different", "bc_gap", "difference")
 stats |= protocol.combine(stats, "drop_map", "drop_random", "drop_ratio", "ratio")
 stats |= {("table2_fnc_fnc", d, m): v for (c, d, m), v in stats.items() if c == "table1_gradcampp_lfw" and m == "FN_C"}
+stats |= protocol.level_difference(stats, "table1_gradcampp_lfw", "sample", "held_out", "in_sample",
+                                   "table1_in_sample_minus_held_out")
 summary = protocol.summarize(protocol.with_model_means(stats), protocol.primary(profiles.method()))
 plots.save_table(summary, cfg.out(NB, "sweep_summary"))
 located = protocol.closest(summary)
@@ -173,26 +206,7 @@ plots.save_table(together, cfg.out(NB, "bc_joint"))
 together.head(8)
 
 # %%
-shown = summary[summary.model == protocol.ALL]
-fig, axes = plots.plt.subplots(2, (len(located) + 1) // 2, figsize=(3.3 * ((len(located) + 1) // 2), 6.4),
-                               squeeze=False)
-for ax, r in zip(axes.flat, located.itertuples()):
-    g = shown[shown.claim == r.claim]
-    y = np.random.default_rng(0).uniform(-0.35, 0.35, len(g))
-    ax.axvspan(r.published_lo, r.published_hi, color="#2e86c1", alpha=0.25, lw=2, ec="#2e86c1", label="published")
-    ax.scatter(g.value, y, s=6, color="#7f8c8d", alpha=0.5, label="one definition")
-    marked = ((g.primary, "#c0392b", "primary"), (g.definition == r.closest_definition, "k", "closest"))
-    for sel, colour, label in marked:
-        row = g[sel].iloc[0]
-        ax.errorbar(row.value, 0, xerr=[[row.value - row.ci_low], [row.ci_high - row.value]], fmt="o", color=colour,
-                    capsize=3, label=label)
-    ax.set(title=r.claim, yticks=[], xlabel="value (model mean)")
-for ax in list(axes.flat)[len(located):]:
-    ax.axis("off")
-axes.flat[0].legend(fontsize=7, loc="best")
-fig.suptitle("every declared definition (grey), the primary protocol and the closest one (95% CI), published (blue)")
-fig.tight_layout()
-plots.save_figure(fig, cfg.out(NB, "spread"))
+plots.save_figure(protocol_plots.spread(summary, located), cfg.out(NB, "spread"))
 
 # %% [markdown]
 # ## 6. Which single choice moves each number most
@@ -202,24 +216,36 @@ plots.save_figure(fig, cfg.out(NB, "spread"))
 # %%
 effects = pd.concat([protocol.factor_effects(summary, c) for c in located.claim], ignore_index=True)
 plots.save_table(effects, cfg.out(NB, "factor_effects"))
-ncols = (len(located) + 1) // 2
-height = 0.16 * effects.groupby("claim").size().max() + 1.2
-fig, axes = plots.plt.subplots(2, ncols, figsize=(3.6 * ncols, 2 * height), squeeze=False)
-for ax in list(axes.flat)[len(located):]:
-    ax.axis("off")
-for ax, r in zip(axes.flat, located.itertuples()):
-    e = effects[effects.claim == r.claim].reset_index(drop=True)
-    ax.axvspan(r.published_lo, r.published_hi, color="#2e86c1", alpha=0.25, lw=2, ec="#2e86c1")
-    ax.hlines(e.index, e["min"], e["max"], color="#7f8c8d")
-    ax.plot(e["median"], e.index, "o", ms=3, color="k")
-    ax.set_yticks(e.index, e.factor + "=" + e.level.astype(str), fontsize=6)
-    ax.invert_yaxis()
-    ax.set(title=r.claim, xlabel="min - median - max over cells")
-fig.tight_layout()
-plots.save_figure(fig, cfg.out(NB, "factor_effects"))
+plots.save_figure(protocol_plots.factor_effects(effects, located), cfg.out(NB, "factor_effects"))
 
 # %% [markdown]
-# ## 7. Against which control are the critical pixels beaten?
+# ## 7. The two paired arms: in-sample vs held-out, spatial vs channel
+# `samples.csv`: in-sample minus held-out accuracy (model mean) per layer, q and measure at the primary
+# operating point, with its 95% interval (probes paired by person where both samples have one per
+# person). `representations.csv`: BC same, different and their gap per model with channel patterns,
+# level and representation, at the plain definition (sum-1 mean over layers, no sharpening, cosine
+# target, no lattice treatment), beside the published ranges.
+
+# %%
+on_primary_point = {"side": "probe", "operating_point": "kfold_balanced", "measure": "genuine_acceptance"}
+samples = protocol.select(summary, ["table1_in_sample_minus_held_out"], on_primary_point)
+plots.save_table(samples, cfg.out(NB, "samples"))
+plain = {"aggregation": "sum1_mean", "sharpening": "none", "target": "cosine", "antialias": "no"}
+representations = protocol.select(summary, ["bc_same", "bc_different", "bc_gap"], plain, model=None)
+representations = representations[representations.model.isin(variant_models)].reset_index(drop=True)
+plots.save_table(representations, cfg.out(NB, "representations"))
+if len(samples):
+    plots.save_figure(protocol_plots.sample_effect(summary, "table1_in_sample_minus_held_out", on_primary_point),
+                      cfg.out(NB, "samples"))
+published_bc = {c: (protocol.claims()[c].published_lo, protocol.claims()[c].published_hi)
+                for c in ("bc_same", "bc_different", "bc_gap")}
+fig = protocol_plots.representation_effect(summary, published_bc, plain)
+if fig is not None:
+    plots.save_figure(fig, cfg.out(NB, "representations"))
+display(Markdown(protocol.arms_reading(samples, representations)))
+
+# %% [markdown]
+# ## 8. Against which control are the critical pixels beaten?
 # `controls.csv`: per claim, definition and model, the critical pixels' value and each control's
 # (same pixel count), and whether the critical pixels beat it: their interval lies entirely on the
 # damaging side of the control's (lower accuracy, larger drop).

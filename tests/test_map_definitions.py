@@ -100,3 +100,51 @@ def test_bc_cells_cover_the_grid(maps):
     same = next(c for c in img if c.claim == "bc_same").strata[0][1]
     assert len(same) == 3 and same[0] == pytest.approx(metrics.bhattacharyya(maps[0].mean(0), maps[1].mean(0)),
                                                        rel=1e-5)
+
+
+def _channel_cells(layer_patterns, ids, **kw):
+    args = dict(levels=["image"], aggregations=["sum1_mean", "layers"], sharpening=["none"],
+                variant={"representation": "channel_activation"}, seed=0) | kw
+    cells = md.channel_bc_cells(layer_patterns, ids, "M", **args)
+    return {(c.claim, c.definition): c.strata[0][1] for c in cells}
+
+
+def test_channel_bc_of_identical_patterns_is_one_and_of_disjoint_ones_zero():
+    ids = np.array(["a", "a", "b", "b"])
+    # a's two images share one pattern; b's pattern lives on the other channels (disjoint from a's)
+    layer = np.array([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.25, 0.75], [0, 0, 0.25, 0.75]], np.float32)
+    got = _channel_cells([layer, layer], ids)
+    d = "level=image; aggregation=sum1_mean; sharpening=none; representation=channel_activation"
+    np.testing.assert_allclose(got[("bc_same", d)], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(got[("bc_different", d)], 0.0, atol=1e-7)
+    person = _channel_cells([layer, layer], ids, levels=["person"])
+    np.testing.assert_allclose(person[("bc_same", d.replace("image", "person"))], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(person[("bc_different", d.replace("image", "person"))], 0.0, atol=1e-7)
+
+
+def test_channel_sum1_mean_is_the_mean_of_layer_bcs_and_bc_of_the_weighted_concatenation():
+    rng = np.random.default_rng(4)
+    ids = np.repeat(["a", "b", "c"], 2)
+    layers = [rng.random((6, c)).astype(np.float32) for c in (3, 8)]
+    layers = [p / p.sum(1, keepdims=True) for p in layers]
+    got = _channel_cells(layers, ids)
+    d = "level=image; aggregation={}; sharpening=none; representation=channel_activation"
+    same = got[("bc_same", d.format("sum1_mean"))]
+    by_layer = [got[("bc_same", d.format(f"layer{i}"))] for i in (-2, -1)]
+    np.testing.assert_allclose(same, np.mean(by_layer, axis=0), rtol=1e-6)
+    joint = np.concatenate(layers, axis=1) / 2  # each layer weighted 1/L: one distribution over all channels
+    pairs = md.sample_pairs(ids, 0)[0]
+    want = [metrics.bhattacharyya(joint[i][None], joint[j][None]) for i, j in pairs]
+    np.testing.assert_allclose(same, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown channel aggregations"):
+        md.channel_bc_cells(layers, ids, "M", ["image"], ["max"], ["none"], {}, 0)
+
+
+def test_channel_top_mask_keeps_the_top_channels():
+    ids = np.array(["a", "a", "b"])
+    layer = np.array([[0.1, 0.2, 0.7, 0.0], [0.7, 0.2, 0.1, 0.0], [0.25] * 4], np.float32)  # top-25%: channel 2 vs 0
+    got = _channel_cells([layer], ids, aggregations=["layers"], sharpening=["top25", "none"])
+    top = got[("bc_same", "level=image; aggregation=layer-1; sharpening=top25; representation=channel_activation")]
+    assert top[0] == 0.0  # one channel each, different ones
+    plain = got[("bc_same", "level=image; aggregation=layer-1; sharpening=none; representation=channel_activation")]
+    assert plain[0] == pytest.approx(np.sum(np.sqrt(layer[0] * layer[1])), rel=1e-5)

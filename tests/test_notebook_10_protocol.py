@@ -34,16 +34,27 @@ def test_summary_schema(summary):
 def test_every_declared_cell_is_reported(summary):
     grid = protocol.grid("smoke")
     bc = summary[summary.claim == "bc_same"]
+    representation = bc.definition.map(lambda d: protocol.parse_definition(d)["representation"])
+    channel_reps = [r for r in grid.bc_representations if r != "spatial"]
     for model, n_layers in MODELS.items():
         variants = len(grid.bc_variants) if model in grid.variant_models else 1
         per_variant = len(grid.bc_levels) * (len(grid.bc_aggregations) - 1 + n_layers) * len(grid.bc_sharpening)
-        assert (bc.model == model).sum() == variants * per_variant, model
+        spatial = (bc.model == model) & (representation == "spatial")
+        assert spatial.sum() == variants * per_variant, model
+        per_rep = len(grid.bc_levels) * (len(grid.channel_aggregations) - 1 + n_layers) * len(grid.bc_sharpening)
+        channel = len(channel_reps) * per_rep if model in grid.variant_models else 0
+        assert ((bc.model == model) & (representation != "spatial")).sum() == channel, model
+    assert set(representation[bc.model == "DLIB"]) == set(grid.bc_representations)
     acc = summary[(summary.claim == "table1_gradcampp_lfw") & (summary.model == "DLIB")]
     n_points = len(grid.operating_points)
     probe = len(grid.accuracy_layers) * len(grid.accuracy_qs) * (2 * n_points + 1)
     both = len(grid.accuracy_layers) * len(grid.both_sides_qs) * n_points
-    assert len(acc) == probe + both
-    assert set(acc.definition.map(lambda d: protocol.parse_definition(d)["measure"])) == set(grid.measures)
+    assert len(acc) == (probe + both) * len(grid.samples)
+    factors = acc.definition.map(protocol.parse_definition).apply(pd.Series)
+    assert set(factors.measure) == set(grid.measures) and set(factors.sample) == set(grid.samples)
+    assert (factors.groupby("sample").size() == probe + both).all()
+    diff = summary[(summary.claim == "table1_in_sample_minus_held_out") & (summary.model == "DLIB")]
+    assert len(diff) == probe + both  # one paired difference per definition
 
 
 def test_values_are_in_their_domains(summary):
@@ -77,9 +88,22 @@ def test_closest_and_controls_tables(out10, summary):
 
 
 def test_figures_and_reading(out10, smoke_run):
-    for name in ("spread", "factor_effects"):
+    for name in ("spread", "factor_effects", "samples", "representations"):
         assert (out10 / f"{name}.png").stat().st_size > 10_000 and (out10 / f"{name}.pdf").exists()
-    for name in ("grid", "operating_points", "cost", "factor_effects", "sweep_closest", "bc_joint"):
+    for name in ("grid", "operating_points", "cost", "factor_effects", "sweep_closest", "bc_joint", "samples",
+                 "representations"):
         assert (out10 / f"{name}.csv").exists() and (out10 / f"{name}.md").exists()
     executed = (smoke_run[2] / "10_protocol_sensitivity.ipynb").read_text()
     assert "in range under" in executed and "the critical pixels beat the control" in executed
+    assert "in-sample minus held-out" in executed and "channel_grad_x_activation: same" in executed
+
+
+def test_the_paired_arms_tables(out10):
+    samples = pd.read_csv(out10 / "samples.csv")
+    grid = protocol.grid("smoke")
+    assert len(samples) == len(grid.accuracy_layers) * len(grid.accuracy_qs) and samples.value.between(-1, 1).all()
+    reps = pd.read_csv(out10 / "representations.csv")
+    assert set(reps.representation) == set(grid.bc_representations) and set(reps.model) == set(grid.variant_models)
+    assert set(reps.level) == set(grid.bc_levels) and set(reps.claim) == {"bc_same", "bc_different", "bc_gap"}
+    wide = reps.pivot_table(index=["model", "level", "representation"], columns="claim", values="value")
+    np.testing.assert_allclose(wide.bc_gap, wide.bc_same - wide.bc_different, atol=1e-9)

@@ -78,3 +78,37 @@ def test_both_sides_partners_per_probe(probes):
     occluded = {"a2": unit([1.0, 0, 0]), "b2": unit([0, 1, 0])}
     cells = occlusion_sweep.measure_cells("t", probes, emb, {}, grid(), occluded)
     assert len(cells[0].strata[0][1]) == 2  # only the pairs whose partner was occluded
+
+
+def _protocol(in_sample):
+    from facexai.occlusion_protocol import Protocol
+    import pandas as pd
+
+    gen = {"a": ["a1", "a2", "a3"], "b": ["b1", "b2"]}
+    held = {"a": ["a4"], "b": ["b3"]}
+    images = pd.DataFrame({"identity": ["a"] * 4 + ["b"] * 3, "path": ["a1", "a2", "a3", "a4", "b1", "b2", "b3"]})
+    empty = pd.DataFrame(columns=["identity", "path", "partner", "same"])
+    return Protocol(images, gen, held, in_sample, empty, "test", pd.DataFrame())
+
+
+def test_in_sample_probes_are_generation_images_and_held_out_ones_are_not():
+    held, inside = _protocol(False), _protocol(True)
+    assert occlusion_sweep.chosen_probes(held) == {"a": ["a4"], "b": ["b3"]}
+    assert occlusion_sweep.chosen_probes(inside) == inside.generation  # 0: every generation image
+    one = occlusion_sweep.chosen_probes(inside, 1, seed=3)
+    assert all(len(p) == 1 and p[0] in inside.generation[who] for who, p in one.items())
+    assert one == occlusion_sweep.chosen_probes(inside, 1, seed=3)  # seeded: the same draw again
+    draws = {tuple(occlusion_sweep.chosen_probes(inside, 1, seed=s)["a"]) for s in range(20)}
+    assert len(draws) > 1  # the draw depends on the seed (not always the first image)
+    assert occlusion_sweep.chosen_probes(inside, 2, seed=0)["b"] == ["b1", "b2"]
+    with pytest.raises(ValueError, match=">= 0"):
+        occlusion_sweep.chosen_probes(inside, -1)
+
+
+def test_accuracy_arm_refuses_probes_of_the_wrong_sample(probes):
+    probes.paths = ["a4", "b3"]  # held-out images
+    with pytest.raises(ValueError, match="in-sample probes must be generation images"):
+        occlusion_sweep.accuracy_cells(None, None, _protocol(True), probes, grid(), "t")
+    probes.paths = ["a1", "b1"]  # generation images
+    with pytest.raises(ValueError, match="held-out probes must not be generation images"):
+        occlusion_sweep.accuracy_cells(None, None, _protocol(False), probes, grid(), "t")

@@ -157,3 +157,52 @@ def test_joint_requires_every_claim_in_range():
     assert j.all_in_range.tolist() == [True, False, False]
     assert j.max_distance.iloc[1] == pytest.approx(0.5 - 0.13)
     assert "1 of 3 definitions put both" in protocol.reading(protocol.closest(s), pd.DataFrame(), j)
+
+
+def test_grid_checks_the_new_arms(tmp_path):
+    good = protocol.PROFILES_FILE.read_text()
+    g = protocol.grid("smoke")
+    assert g.samples == ("held_out", "in_sample") and "spatial" in g.bc_representations
+    bad = tmp_path / "p.toml"
+    bad.write_text(good.replace('samples = ["held_out", "in_sample"]', 'samples = ["held_out", "leaked"]'))
+    with pytest.raises(ValueError, match="samples: unknown \\['leaked'\\]"):
+        protocol.grid("smoke", bad)
+    bad.write_text(good.replace('"channel_activation",', '"channel_variance",'))
+    with pytest.raises(ValueError, match="unknown 'channel_variance'"):
+        protocol.grid("smoke", bad)
+    p = protocol.primary(SimpleNamespace(target="cosine", antialias=False, cam_layer=-2, q=1.0))
+    assert p["sample"] == "held_out" and p["representation"] == "spatial"
+    assert not protocol.is_primary("q=1; sample=in_sample", p) and protocol.is_primary("q=1; sample=held_out", p)
+
+
+def test_level_difference_pairs_the_definitions():
+    cells = [protocol.cell("acc", protocol.definition(q=q, sample=s), "M", (1.0, np.full(10, v)))
+             for q, s, v in ((1.0, "held_out", 0.9), (1.0, "in_sample", 0.6), (2.0, "held_out", 0.8),
+                             (2.0, "in_sample", 0.8), (5.0, "held_out", 0.5))]  # q=5 has no in-sample cell
+    stats = protocol.cell_statistics(cells, n_boot=50)
+    diff = protocol.level_difference(stats, "acc", "sample", "held_out", "in_sample", "gain")
+    assert set(diff) == {("gain", "q=1", "M"), ("gain", "q=2", "M")}
+    assert diff[("gain", "q=1", "M")][0] == pytest.approx(-0.3) and diff[("gain", "q=2", "M")][0] == pytest.approx(0)
+    assert diff[("gain", "q=1", "M")][2] == 20
+
+
+def test_select_and_arms_reading():
+    rows = []
+    for rep, same, diff in (("spatial", 0.98, 0.97), ("channel_activation", 0.6, 0.1)):
+        d = protocol.definition(level="image", sharpening="none", representation=rep)
+        rows += [protocol.cell("bc_same", d, "A", (1.0, same + np.linspace(-0.01, 0.01, 20))),
+                 protocol.cell("bc_different", d, "A", (1.0, diff + np.linspace(-0.01, 0.01, 20)))]
+    stats = protocol.cell_statistics(rows, n_boot=100)
+    stats |= protocol.combine(stats, "bc_same", "bc_different", "bc_gap", "difference")
+    s = protocol.summarize(protocol.with_model_means(stats), {})
+    got = protocol.select(s, ["bc_same", "bc_different", "bc_gap"], {"sharpening": "none"}, model=None)
+    assert set(got.model) == {"A", protocol.ALL} and set(got.representation) == {"spatial", "channel_activation"}
+    assert protocol.select(s, ["bc_same"], {"colour": "red"}).empty
+    text = protocol.arms_reading(pd.DataFrame(columns=["definition"]), got[got.model == "A"])
+    assert "channel_activation: same 0.600, different 0.100, gap +0.500" in text
+    assert "(reaches the published" in text and "(does not reach the published" in text  # both verdicts
+
+
+def test_factor_effects_carry_the_intervals():
+    e = protocol.factor_effects(_summary(), "bc_same")
+    assert (e.ci_low_min <= e["min"]).all() and (e.ci_high_max >= e["max"]).all()

@@ -4,6 +4,9 @@ From per-image, per-layer maps (each summing to 1, :class:`facexai.saliency.MapS
 AGGREGATION (:func:`aggregate`), SHARPENING (:func:`sharpen`) and map LEVEL (image maps, or person
 maps of two disjoint halves of each person's images, :func:`half_person_maps`). Every result is a
 non-negative map per image or person that :func:`facexai.metrics.pair_bhattacharyya` compares.
+Beside the spatial maps, the REPRESENTATION can be a channel-level activation pattern
+(:mod:`facexai.channel_patterns`: a distribution over each layer's channels), compared the same way
+(:func:`channel_bc_cells`).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facexai import saliency
+from facexai import channel_patterns, saliency
 from facexai.bhattacharyya import sample_pairs
 from facexai.explain.topk import top_k
 from facexai.models.registry import FaceModel
@@ -21,6 +24,7 @@ from facexai.profiles import Config
 from facexai.protocol import Cell, Grid, cell, definition
 
 AGGREGATIONS = ("sum1_mean", "minmax_mean", "max")  # plus "layer<index>" (one named layer, e.g. layer-1)
+SPATIAL, CHANNEL = "spatial", "channel_"  # representations: the maps, or channel_<statistic> patterns
 CHUNK = 64  # images aggregated at a time
 
 
@@ -150,6 +154,20 @@ def person_pairs(n_people: int) -> tuple[np.ndarray, np.ndarray]:
     return same, different
 
 
+def level_stack(agg: np.ndarray, identities: np.ndarray, level: str, image_pairs: tuple[np.ndarray, np.ndarray],
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a BC cell of ``level`` compares: (stack of maps or half maps, same pairs, different pairs) into it.
+
+    ``agg`` (N, ..., W) has one row per image; image level keeps it with ``image_pairs``; person level
+    gives each person's two half maps (:func:`half_person_maps`) with :func:`person_pairs`."""
+    if level == "image":
+        return agg, *image_pairs
+    if level == "person":
+        people, halves = half_person_maps(agg, identities, seed)
+        return halves.reshape(-1, *halves.shape[2:]), *person_pairs(len(people))
+    raise ValueError(f"unknown level {level!r}; valid: image, person")
+
+
 def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Sequence[str],
              aggregations: Sequence[str], sharpening: Sequence[str], variant: Mapping[str, object],
              seed: int = 0) -> list[Cell]:
@@ -159,24 +177,17 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
     expands to every layer alone (``layer-1`` = last). Image level: the pairs of notebook 05
     (:func:`facexai.bhattacharyya.sample_pairs`: every same-person pair, as many different-people pairs);
     person level: each person's two half maps (same) and every half of one person with the other
-    half of another (different). ``variant`` (target, antialias) labels the definitions.
+    half of another (different). ``variant`` (target, antialias, representation) labels the definitions.
     """
     identities = np.asarray(identities)
     expanded = [a for how in aggregations
                 for a in ([f"layer{i - maps.shape[1]}" for i in range(maps.shape[1])] if how == "layers" else [how])]
-    same_img, diff_img = sample_pairs(identities, seed)
+    image_pairs = sample_pairs(identities, seed)
     out = []
     for how in expanded:
         agg = aggregate(maps, how)
         for level in levels:
-            if level == "image":
-                stack, same, diff = agg, same_img, diff_img
-            elif level == "person":
-                people, halves = half_person_maps(agg, identities, seed)
-                stack = halves.reshape(-1, *halves.shape[-2:])
-                same, diff = person_pairs(len(people))
-            else:
-                raise ValueError(f"unknown level {level!r}; valid: image, person")
+            stack, same, diff = level_stack(agg, identities, level, image_pairs, seed)
             for sh in sharpening:
                 roots = unit_roots(sharpen(stack, sh))
                 d = definition(level=level, aggregation=how, sharpening=sh, **variant)
@@ -185,9 +196,49 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
     return out
 
 
+CHANNEL_AGGREGATIONS = ("sum1_mean", "layers")
+
+
+def channel_bc_cells(layer_patterns: Sequence[np.ndarray], identities: np.ndarray, model: str,
+                     levels: Sequence[str], aggregations: Sequence[str], sharpening: Sequence[str],
+                     variant: Mapping[str, object], seed: int = 0) -> list[Cell]:
+    """BC cells of channel patterns (:mod:`facexai.channel_patterns`), the pairs and levels of :func:`bc_cells`.
+
+    ``layer_patterns``: per layer (N, C_l), each row a distribution over the layer's channels. Sharpening
+    acts within each layer's channels (topK: the top K% channels as a binary mask). Aggregations:
+    ``layers`` = every layer alone (``layer-1`` = last); ``sum1_mean`` = the mean over layers of the
+    per-layer BC, which is the BC of the layers' patterns concatenated with weight 1/L each (patterns
+    of different lengths have no pixel-wise min-max mean or max)."""
+    unknown = set(aggregations) - set(CHANNEL_AGGREGATIONS)
+    if unknown:
+        raise ValueError(f"unknown channel aggregations {sorted(unknown)}; valid: {list(CHANNEL_AGGREGATIONS)}")
+    identities = np.asarray(identities)
+    n_layers = len(layer_patterns)
+    image_pairs = sample_pairs(identities, seed)
+    out = []
+    for level in levels:
+        for sh in sharpening:
+            same, diff = [], []
+            for patterns in layer_patterns:  # (N, C) as (N, 1, C): one row of "pixels" per image
+                stack, s_pairs, d_pairs = level_stack(np.asarray(patterns, np.float32)[:, None, :], identities,
+                                                      level, image_pairs, seed)
+                roots = unit_roots(sharpen(stack, sh))
+                same.append(pair_bc(roots, s_pairs))
+                diff.append(pair_bc(roots, d_pairs))
+            chosen = [(how, None) for how in aggregations if how != "layers"]
+            chosen += [(f"layer{i - n_layers}", i) for i in range(n_layers)] if "layers" in aggregations else []
+            for how, i in chosen:
+                d = definition(level=level, aggregation=how, sharpening=sh, **variant)
+                s_val = np.mean(same, axis=0) if i is None else same[i]
+                d_val = np.mean(diff, axis=0) if i is None else diff[i]
+                out.append(cell("bc_same", d, model, (1.0, s_val)))
+                out.append(cell("bc_different", d, model, (1.0, d_val)))
+    return out
+
+
 def model_bc_cells(cfg: Config, model: FaceModel, images: pd.DataFrame, grid: Grid, variants: bool) -> list[Cell]:
-    """Every BC cell of one model: its LEAM maps (notebook 03's cache) under each declared definition and,
-    with ``variants``, every map variant of ``grid.bc_variants``, all on the same whole individuals up to
+    """Every spatial BC cell of one model: its LEAM maps (notebook 03's cache) under each declared definition
+    and, with ``variants``, every map variant of ``grid.bc_variants``, all on the same whole individuals up to
     ``grid.variant_max_images`` images (the default variant's maps read in full, then that subset kept)."""
     out = []
     subset = grid.variant_max_images if variants else 0
@@ -196,7 +247,25 @@ def model_bc_cells(cfg: Config, model: FaceModel, images: pd.DataFrame, grid: Gr
         ms = saliency.image_maps(cfg, model, images, target=target, antialias=antialias,
                                  max_images=0 if default else subset)
         rows = saliency.select_rows(ms.images, subset, seed=cfg.seed) if default else np.arange(len(ms.images))
+        label = {"target": target, "antialias": "yes" if antialias else "no", "representation": SPATIAL}
         out += bc_cells(ms.maps[rows], ms.images.identity.to_numpy()[rows], model.spec.name, grid.bc_levels,
-                        grid.bc_aggregations, grid.bc_sharpening,
-                        {"target": target, "antialias": "yes" if antialias else "no"}, cfg.seed)
+                        grid.bc_aggregations, grid.bc_sharpening, label, cfg.seed)
+    return out
+
+
+def model_channel_cells(cfg: Config, model: FaceModel, images: pd.DataFrame, grid: Grid) -> list[Cell]:
+    """The channel-level BC cells of one model (``channel_<statistic>`` of ``grid.bc_representations``): its
+    channel patterns under the cosine target (one forward + backward pass per image, every layer and
+    statistic at once, cached) on the images of its map variants (whole individuals up to
+    ``grid.variant_max_images``, the same seeded choice), every level x channel aggregation x sharpening."""
+    statistics = [r.removeprefix(CHANNEL) for r in grid.bc_representations if r.startswith(CHANNEL)]
+    if not statistics:
+        return []
+    cp = channel_patterns.channel_patterns(cfg, model, images, statistics=statistics, target="cosine",
+                                           max_images=grid.variant_max_images)
+    out = []
+    for statistic in statistics:
+        label = {"target": "cosine", "antialias": "no", "representation": CHANNEL + statistic}
+        out += channel_bc_cells(cp.layer_patterns(statistic), cp.images.identity.to_numpy(), model.spec.name,
+                                grid.bc_levels, grid.channel_aggregations, grid.bc_sharpening, label, cfg.seed)
     return out

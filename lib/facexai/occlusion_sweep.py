@@ -3,9 +3,10 @@
 On top of the occlusion protocol (:mod:`facexai.occlusion_protocol`: per-person split, held-out
 probes; :mod:`facexai.person_maps`: person maps of the generation images; :mod:`facexai.occlusion_runner`:
 map warps, random pixels, fills and cached occluded embeddings) this module varies what the works
-leave open: the operating point (:mod:`facexai.thresholds`), the occluded side (probe only, or both
-images of a genuine pair), the measure (genuine acceptance, balanced accuracy, rank-1 identification
-against every identity's gallery mean), q, the CAM layer, white-box vs cross-model maps, raw vs
+leave open: held-out vs in-sample probes (:func:`chosen_probes`), the operating point
+(:mod:`facexai.thresholds`), the occluded side (probe only, or both images of a genuine pair), the
+measure (genuine acceptance, balanced accuracy, rank-1 identification against every identity's
+gallery mean), q, the CAM layer, white-box vs cross-model maps, raw vs
 gap-normalised drops, and the control the critical pixels are compared with (:mod:`facexai.controls`).
 Each measurement becomes a :class:`facexai.protocol.Cell` of per-unit values.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from facexai import controls, embed, regions, study, thresholds
 from facexai import occlusion_runner as runner
-from facexai.occlusion_protocol import Protocol
+from facexai.occlusion_protocol import Protocol, hash_int
 from facexai.person_maps import generation_maps
 from facexai.explain.topk import critical_mask
 from facexai.models.registry import FaceModel
@@ -55,12 +56,29 @@ class Probes:
     forward_passes: int = 0
 
 
-def probes(cfg: Config, model: FaceModel, protocol: Protocol, rules: Sequence[str]) -> Probes:
-    """The probes of ``protocol`` on ``model`` with the operating points ``rules`` fit on clean scores."""
+def chosen_probes(protocol: Protocol, per_person: int = 0, seed: int = 0) -> dict[str, list[str]]:
+    """The occluded images of ``protocol`` (held-out, or in-sample the generation images) that become
+    probes: per person ``per_person`` of them drawn from (seed, person) (0: all), in the protocol's order."""
+    if per_person < 0:
+        raise ValueError(f"per_person must be >= 0, got {per_person}")
+    out = {}
+    for person, paths in sorted(protocol.occluded.items()):
+        paths = list(paths)
+        if per_person and len(paths) > per_person:
+            rng = np.random.default_rng(hash_int(seed, "probes", person))
+            paths = [paths[i] for i in sorted(rng.choice(len(paths), per_person, replace=False))]
+        out[person] = paths
+    return out
+
+
+def probes(cfg: Config, model: FaceModel, protocol: Protocol, rules: Sequence[str], per_person: int = 0) -> Probes:
+    """The probes of ``protocol`` on ``model`` (:func:`chosen_probes`, seeded by cfg.seed) with the operating
+    points ``rules`` fit on clean scores (every pair of the run's images: the same for either sample)."""
     raw = runner.clean_embeddings(cfg, model, protocol)
-    people = sorted(protocol.occluded)
-    identities = [p for p in people for _ in protocol.occluded[p]]
-    paths = [path for p in people for path in protocol.occluded[p]]
+    chosen = chosen_probes(protocol, per_person, cfg.seed)
+    people = sorted(chosen)
+    identities = [p for p in people for _ in chosen[p]]
+    paths = [path for p in people for path in chosen[p]]
     crops, keys = study.crops(cfg, paths, model.spec.geometry)
     gallery_ids = sorted(protocol.generation)
     gallery = _unit(np.stack([np.mean([raw[g] for g in protocol.generation[p]], axis=0) for p in gallery_ids]))
@@ -169,7 +187,14 @@ def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes
     Grad-CAM-family person maps of the generation images at each layer of ``grid.accuracy_layers``;
     for every q the critical pixels of the probes; at ``control_qs`` every control; at ``both_sides_qs``
     the genuine partners (:func:`both_sides_partners`) occluded too (critical and uniform pixels).
+    The definitions' ``sample`` is the protocol's: ``in_sample`` when the probes are generation images
+    (their own maps are in their person map), else ``held_out``.
     """
+    sample = "in_sample" if protocol.in_sample else "held_out"
+    if protocol.in_sample and not set(pr.paths) <= set(protocol.generation_paths):
+        raise ValueError(f"{pr.model}: in-sample probes must be generation images")
+    if not protocol.in_sample and set(pr.paths) & set(protocol.generation_paths):
+        raise ValueError(f"{pr.model}: held-out probes must not be generation images")
     claim_cells, control_cells = [], []
     face = face_regions(cfg, pr.paths, pr.geometry)[0] if "face" in grid.controls else None
     names = list(model.layers)
@@ -187,7 +212,7 @@ def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes
         maps = runner.eval_maps(cfg, person, pr.identities, pr.paths, pr.geometry)
         pmaps = runner.eval_maps(cfg, person, partner_ids, partner_paths, pr.geometry)
         for q in grid.accuracy_qs:
-            base = dict(explainer=grid.accuracy_explainer, layer=layer, q=q, fill=grid.fill)
+            base = dict(explainer=grid.accuracy_explainer, layer=layer, q=q, fill=grid.fill, sample=sample)
             critical = critical_mask(maps, q)
             selections = {"critical": critical}
             if q in grid.control_qs:

@@ -16,12 +16,14 @@ interval is a percentile bootstrap resampling units within each model and stratu
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from facexai.channel_patterns import STATISTICS as CHANNEL_STATISTICS
 from facexai.profiles import PROFILES_FILE
 from facexai.published import PUBLISHED, TABLE1, TABLE2
 
@@ -69,9 +71,12 @@ class Grid:
     bc_aggregations: tuple[str, ...]
     bc_sharpening: tuple[str, ...]
     bc_variants: tuple[tuple[str, bool], ...]  # (target, antialias) of the maps
+    bc_representations: tuple[str, ...]  # spatial (the maps) | channel_<statistic> (facexai.channel_patterns)
+    channel_aggregations: tuple[str, ...]  # over layers, of channel patterns: sum1_mean | layers
     accuracy_explainer: str
     accuracy_layers: tuple[int, ...]
     accuracy_qs: tuple[float, ...]
+    samples: tuple[str, ...]  # held_out: probes not in their person map | in_sample: probes among its images
     operating_points: tuple[str, ...]
     occluded_sides: tuple[str, ...]
     both_sides_qs: tuple[float, ...]
@@ -86,7 +91,7 @@ class Grid:
     variant_models: tuple[str, ...]  # models whose maps are recomputed for the non-default variants (empty: all)
     variant_max_images: int  # images (whole individuals, seeded) of those models' BC cells (0: all)
     both_sides_partners: int  # genuine partners per probe occluded in the both-sides arm (0: all)
-
+    in_sample_probes: int  # generation images per person occluded in the in-sample arm (seeded per person; 0: all)
 
 
 def primary(method) -> dict[str, str]:
@@ -95,7 +100,7 @@ def primary(method) -> dict[str, str]:
     return {"level": "image", "aggregation": "sum1_mean", "sharpening": "none", "target": method.target,
             "antialias": "yes" if method.antialias else "no", "layer": str(method.cam_layer), "q": f"{method.q:g}",
             "operating_point": "kfold_balanced", "side": "probe", "measure": "genuine_acceptance",
-            "setting": "white_box", "scale": "raw"}
+            "sample": "held_out", "setting": "white_box", "scale": "raw", "representation": "spatial"}
 
 
 def grid(profile: str, path: Path = PROFILES_FILE) -> Grid:
@@ -111,6 +116,14 @@ def grid(profile: str, path: Path = PROFILES_FILE) -> Grid:
     out = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     out["bc_variants"] = tuple((str(t), bool(a)) for t, a in values["bc_variants"])
     out["accuracy_qs"] = tuple(float(q) for q in values["accuracy_qs"])
+    checks = {"samples": {"held_out", "in_sample"}, "channel_aggregations": {"sum1_mean", "layers"}}
+    for key, valid in checks.items():
+        if not set(out[key]) <= valid:
+            raise ValueError(f"[protocol_sweep] {key}: unknown {sorted(set(out[key]) - valid)}; valid: {sorted(valid)}")
+    for r in out["bc_representations"]:
+        if r != "spatial" and r.removeprefix("channel_") not in CHANNEL_STATISTICS:
+            raise ValueError(f"[protocol_sweep] bc_representations: unknown {r!r}; valid: spatial, "
+                             + ", ".join(f"channel_{s}" for s in CHANNEL_STATISTICS))
     for key in ("both_sides_qs", "control_qs"):
         out[key] = tuple(float(q) for q in values[key])
         if not set(out[key]) <= set(out["accuracy_qs"]):
@@ -198,6 +211,24 @@ def combine(stats: dict[tuple, tuple], a: str, b: str, claim: str, op: str) -> d
     return out
 
 
+def level_difference(stats: dict[tuple, tuple], claim: str, factor: str, base: str, level: str,
+                     new_claim: str) -> dict[tuple, tuple]:
+    """Cells of ``new_claim`` = the cell with ``factor=level`` minus the same definition with ``factor=base``
+    (per model; bootstrap values subtracted alike), the factor dropped from the definition. E.g. in-sample
+    minus held-out accuracy: how much seeing the evaluated image in its own map moves the number."""
+    out = {}
+    for (c, d, m), (value, boots, n, *_) in stats.items():
+        factors = parse_definition(d)
+        if c != claim or factors.get(factor) != level:
+            continue
+        other = definition(**{**factors, factor: base})
+        if (claim, other, m) in stats:
+            bv, bb, bn = stats[(claim, other, m)][:3]
+            rest = definition(**{k: v for k, v in factors.items() if k != factor})
+            out[(new_claim, rest, m)] = (value - bv, boots - bb, n + bn)
+    return out
+
+
 def with_model_means(stats: dict[tuple, tuple]) -> dict[tuple, tuple]:
     """The cells plus, per claim and definition, the mean over the models that have it (model :data:`ALL`)."""
     groups: dict[tuple, list] = {}
@@ -261,6 +292,20 @@ def closest(summary: pd.DataFrame, model: str = ALL) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def select(summary: pd.DataFrame, claims: Sequence[str], fixed: Mapping[str, str], model: str | None = ALL
+           ) -> pd.DataFrame:
+    """Rows of ``claims`` (of ``model``; None: every model) whose definitions take every ``fixed`` factor
+    value, each definition's factors added as columns."""
+    g = summary[summary.claim.isin(list(claims)) & ((summary.model == model) if model is not None else True)]
+    g = g.reset_index(drop=True)
+    factors = pd.DataFrame(list(g.definition.map(parse_definition)), index=g.index)
+    keep = np.ones(len(g), bool)
+    for k, v in fixed.items():
+        keep &= (factors[k] == v).to_numpy() if k in factors else np.zeros(len(g), bool)
+    extra = [c for c in factors.columns if c not in g.columns]
+    return pd.concat([g[keep], factors.loc[keep, extra]], axis=1).reset_index(drop=True)
+
+
 def joint(summary: pd.DataFrame, names: tuple[str, ...] = ("bc_same", "bc_different"), model: str = ALL
           ) -> pd.DataFrame:
     """Definitions judged on several claims at once (BC same AND different): per definition, each claim's
@@ -277,7 +322,8 @@ def joint(summary: pd.DataFrame, names: tuple[str, ...] = ("bc_same", "bc_differ
 
 def factor_effects(summary: pd.DataFrame, claim: str, model: str = ALL) -> pd.DataFrame:
     """How far each factor alone moves a claim: per swept factor (more than one level) and level, min /
-    median / max of the claim's value over every cell with that level (rows of ``model``)."""
+    median / max of the claim's value over every cell with that level (rows of ``model``), and the lowest
+    and highest bound of those cells' 95% intervals (``ci_low_min``, ``ci_high_max``)."""
     g = summary[(summary.claim == claim) & (summary.model == model)]
     factors = g.definition.map(parse_definition).apply(pd.Series)
     rows = []
@@ -285,7 +331,8 @@ def factor_effects(summary: pd.DataFrame, claim: str, model: str = ALL) -> pd.Da
         for level, idx in factors.groupby(factor).groups.items():
             v = g.loc[idx, "value"]
             rows.append({"claim": claim, "factor": factor, "level": level, "n_cells": len(v), "min": v.min(),
-                         "median": v.median(), "max": v.max(), "n_in_range": int(g.loc[idx, "in_range"].sum())})
+                         "median": v.median(), "max": v.max(), "n_in_range": int(g.loc[idx, "in_range"].sum()),
+                         "ci_low_min": g.loc[idx, "ci_low"].min(), "ci_high_max": g.loc[idx, "ci_high"].max()})
     return pd.DataFrame(rows)
 
 
@@ -335,4 +382,28 @@ def reading(located: pd.DataFrame, beaten: pd.DataFrame, together: pd.DataFrame 
             counts = ", ".join(f"{c} {int(x.beaten.sum())} of {len(x)}" for c, x in g.groupby("control"))
             lines.append(f"- **{claim}**: the critical pixels beat the control (interval on the damaging side) in "
                          f"{counts} definitions (model mean).")
+    return "\n".join(lines)
+
+
+def arms_reading(samples: pd.DataFrame, representations: pd.DataFrame) -> str:
+    """Markdown lines on the two paired arms: in-sample minus held-out accuracy (``samples``: rows of the
+    difference claim, from :func:`select`) and BC per representation (``representations``: bc_same,
+    bc_different, bc_gap rows per model, level and representation, from :func:`select` with model None)."""
+    lines = []
+    for r in samples.itertuples():
+        lines.append(f"- **in-sample minus held-out** ({r.definition}, model mean): {r.value:+.3f} "
+                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}], n = {r.n}.")
+    for (model, level), g in representations.groupby(["model", "level"], sort=True):
+        parts = []
+        for rep, x in g.groupby("representation", sort=False):
+            v = x.set_index("claim")
+            gap = v.loc["bc_gap"] if "bc_gap" in v.index else None
+            same, different = v.value.get("bc_same", np.nan), v.value.get("bc_different", np.nan)
+            text = f"{rep}: same {same:.3f}, different {different:.3f}"
+            if gap is not None:
+                reach = "reaches" if gap.in_range else "does not reach"
+                text += (f", gap {gap.value:+.3f} [{gap.ci_low:+.3f}, {gap.ci_high:+.3f}] ({reach} the published "
+                         f"{gap.published_lo:.2f}-{gap.published_hi:.2f})")
+            parts.append(text)
+        lines.append(f"- **BC, {model}, {level} level**: " + "; ".join(parts) + ".")
     return "\n".join(lines)

@@ -99,6 +99,13 @@ class BaseCAM:
             self.n_uniform += n_zero
         return out
 
+    def activations_and_gradients(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]
+                                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every hooked layer's activation A and gradient dS/dA (N, C, h, w), layers in order, from the one
+        forward and one backward pass the maps use (for statistics other than maps, e.g. per channel)."""
+        return self._activations_and_gradients(check_images(images, self.input_size).to(model_device(self.model)),
+                                               target)
+
     def _raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
         return self._weigh(*self._activations_and_gradients(images, target), self.weighting)
 
