@@ -242,7 +242,7 @@ published_bc = {c: (protocol.claims()[c].published_lo, protocol.claims()[c].publ
 fig = protocol_plots.representation_effect(summary, published_bc, plain)
 if fig is not None:
     plots.save_figure(fig, cfg.out(NB, "representations"))
-display(Markdown(protocol.arms_reading(samples, representations)))
+display(Markdown(protocol.arms_reading(samples, representations, summary)))
 
 # %% [markdown]
 # ## 8. Against which control are the critical pixels beaten?

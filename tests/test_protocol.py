@@ -198,9 +198,21 @@ def test_select_and_arms_reading():
     got = protocol.select(s, ["bc_same", "bc_different", "bc_gap"], {"sharpening": "none"}, model=None)
     assert set(got.model) == {"A", protocol.ALL} and set(got.representation) == {"spatial", "channel_activation"}
     assert protocol.select(s, ["bc_same"], {"colour": "red"}).empty
-    text = protocol.arms_reading(pd.DataFrame(columns=["definition"]), got[got.model == "A"])
+    text = protocol.arms_reading(pd.DataFrame(columns=["definition"]), got[got.model == "A"], s)
     assert "channel_activation: same 0.600, different 0.100, gap +0.500" in text
     assert "(reaches the published" in text and "(does not reach the published" in text  # both verdicts
+    assert "definitions per representation: channel_activation 1 of 1, spatial 0 of 1" in text
+
+
+def test_arms_reading_of_the_sample_differences():
+    d = [protocol.definition(layer=-2, q=q, side="probe", measure="genuine_acceptance",
+                             operating_point="kfold_balanced") for q in (1.0, 10.0)]
+    cells = [protocol.cell("diff", d[0], "A", (1.0, np.full(5, -0.25))),
+             protocol.cell("diff", d[1], "A", (1.0, np.zeros(5)))]
+    s = protocol.summarize(protocol.with_model_means(protocol.cell_statistics(cells, n_boot=20)), {})
+    no_bc = pd.DataFrame(columns=["model", "level"])
+    text = protocol.arms_reading(protocol.select(s, ["diff"], {"side": "probe"}), no_bc)
+    assert "layer -2, genuine_acceptance at kfold_balanced): q=1 -0.250 [-0.250, -0.250], q=10 +0.000" in text
 
 
 def test_factor_effects_carry_the_intervals():

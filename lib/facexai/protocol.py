@@ -385,25 +385,35 @@ def reading(located: pd.DataFrame, beaten: pd.DataFrame, together: pd.DataFrame 
     return "\n".join(lines)
 
 
-def arms_reading(samples: pd.DataFrame, representations: pd.DataFrame) -> str:
+def arms_reading(samples: pd.DataFrame, representations: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """Markdown lines on the two paired arms: in-sample minus held-out accuracy (``samples``: rows of the
-    difference claim, from :func:`select`) and BC per representation (``representations``: bc_same,
-    bc_different, bc_gap rows per model, level and representation, from :func:`select` with model None)."""
+    difference claim, from :func:`select`), BC per representation at one definition (``representations``:
+    bc_same, bc_different, bc_gap rows per model, level and representation, :func:`select` with model None)
+    and, with ``summary``, how many definitions of each representation put the BC gap in its published range."""
     lines = []
-    for r in samples.itertuples():
-        lines.append(f"- **in-sample minus held-out** ({r.definition}, model mean): {r.value:+.3f} "
-                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}], n = {r.n}.")
+    for layer, g in (samples.groupby("layer", sort=True) if len(samples) else []):
+        g = g.assign(qv=g.q.astype(float)).sort_values("qv")
+        cells = ", ".join(f"q={r.q} {r.value:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]" for r in g.itertuples())
+        lines.append(f"- **in-sample minus held-out** accuracy (model mean, layer {layer}, "
+                     f"{g.measure.iloc[0]} at {g.operating_point.iloc[0]}): {cells}.")
     for (model, level), g in representations.groupby(["model", "level"], sort=True):
         parts = []
         for rep, x in g.groupby("representation", sort=False):
             v = x.set_index("claim")
-            gap = v.loc["bc_gap"] if "bc_gap" in v.index else None
             same, different = v.value.get("bc_same", np.nan), v.value.get("bc_different", np.nan)
             text = f"{rep}: same {same:.3f}, different {different:.3f}"
-            if gap is not None:
+            if "bc_gap" in v.index:
+                gap = v.loc["bc_gap"]
                 reach = "reaches" if gap.in_range else "does not reach"
                 text += (f", gap {gap.value:+.3f} [{gap.ci_low:+.3f}, {gap.ci_high:+.3f}] ({reach} the published "
                          f"{gap.published_lo:.2f}-{gap.published_hi:.2f})")
             parts.append(text)
-        lines.append(f"- **BC, {model}, {level} level**: " + "; ".join(parts) + ".")
+        lines.append(f"- **BC, {model}, {level} level** ({x.definition.iloc[0].split('; representation')[0]}): "
+                     + "; ".join(parts) + ".")
+    if summary is not None:
+        gaps = select(summary, ["bc_gap"], {})
+        if len(gaps):
+            counts = ", ".join(f"{rep} {int(x.in_range.sum())} of {len(x)}"
+                               for rep, x in gaps.groupby("representation", sort=True))
+            lines.append(f"- **BC gap in its published range** (model mean), definitions per representation: {counts}.")
     return "\n".join(lines)
