@@ -2,6 +2,7 @@
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,36 @@ def test_html_copy_hides_this_machines_paths(tmp_path):
     text = html.read_text()
     assert "$REPO/data/lfw_sample" in text and "$CACHE" in text
     assert str(REPO_ROOT) not in text and str(tmp_path) not in text
+
+
+def test_manifest_carries_each_notebooks_cost_account(tmp_path, monkeypatch):
+    import torch
+
+    from facexai import passes
+
+    costs = tmp_path / "results_models.json"
+    costs.write_text(json.dumps({"measured": "t", "rows": [
+        {"model": "M", "kind": "nograd", "threads": torch.get_num_threads(), "img_per_s": [10.0]}]}))
+    monkeypatch.setattr(provenance, "COSTS_FILE", costs)
+    monkeypatch.delenv(passes.ENV, raising=False)  # restored after the test
+    manifest = provenance.Manifest(tmp_path / "fig", "r", "smoke", [], {})
+    folder = tmp_path / "out" / "03_x.passes"
+    folder.mkdir(parents=True)
+    (folder / "passes-1.json").write_text("stale")  # from an earlier run: removed before the notebook starts
+    manifest.count_passes("03_x", folder)
+    assert os.environ[passes.ENV] == str(folder) and not list(folder.iterdir())
+    passes.reset()
+    passes.counted("M", torch.zeros(40, 1), lambda: torch.zeros(40, 1))  # what the notebook's kernel does
+    passes.write(folder)
+    passes.reset()
+    manifest.count_passes("04_y", tmp_path / "out" / "04_y.passes")  # a kernel that loaded no model
+    manifest.record("03_x", {}, "t0", 6.0, 1.0, "ok")
+    manifest.record("04_y", {}, "t1", 2.0, 1.0, "ok")
+    data = json.loads((tmp_path / "fig" / "manifest.json").read_text())
+    cost = data["notebooks"]["03_x"]["cost"]
+    assert [(r["model"], r["kind"], r["images"]) for r in cost["passes"]] == [("M", "nograd", 40)]
+    assert cost["floor_seconds"] == 4.0 and cost["wall_seconds"] == 6.0 and cost["ratio"] == 1.5
+    assert data["notebooks"]["04_y"]["cost"] == {"recorded": False}
+    md = (tmp_path / "fig" / "manifest.md").read_text()
+    assert "| 03_x | M nograd 40 |" in md and "| 4.0 | 6.0 | 1.50 |" in md
+    assert "| 04_y | none recorded (no model loaded) |" in md

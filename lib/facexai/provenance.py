@@ -2,8 +2,9 @@
 
 It records what produced the figures: the options and each notebook's parameters, the git commit
 (with a dirty flag), the versions of the pinned packages, the machine, and per notebook when it
-ran, how long it took and the peak memory of its kernel. Paths are written relative to the
-repository, so a committed manifest holds no machine's absolute path.
+ran, how long it took, the peak memory of its kernel and its cost account (the face-model passes it
+made, their floor at the measured img/s of ``benchmarks/results_models.json``, and wall / floor).
+Paths are written relative to the repository, so a committed manifest holds no machine's absolute path.
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from typing import Any
 
 import psutil
 
+from facexai import passes
 from facexai.profiles import REPO_ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", re.M)
 PIN_FILES = ("base.txt", "nodeps.txt")
+COSTS_FILE = REPO_ROOT / "benchmarks" / "results_models.json"  # measured img/s per model (bench_models.py)
+RATIO_TARGET = 1.5  # a notebook's wall time over its passes' floor (the cost-account speed target)
 
 
 def portable(value: Any) -> Any:
@@ -132,6 +136,15 @@ class Manifest:
             "options": portable(options), "git": self.git, "machine": machine(),
             "packages": package_versions(), "notebooks": previous.get("notebooks", {}),
         }
+        self._pass_dirs: dict[str, Path] = {}
+
+    def count_passes(self, stem: str, folder: Path) -> None:
+        """Have the next notebook's kernel write its pass counts into ``folder`` (emptied first), via $FACEXAI_PASSES_DIR."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("passes-*.json"):
+            old.unlink()
+        os.environ[passes.ENV] = str(folder)
+        self._pass_dirs[stem] = folder
 
     def record(self, stem: str, parameters: dict[str, Any], started: str, seconds: float, peak_mb: float,
                status: str) -> None:
@@ -139,6 +152,9 @@ class Manifest:
         self.data["notebooks"][stem] = {
             "status": status, "started": started, "seconds": round(seconds, 1), "peak_memory_mb": peak_mb,
             "commit": self.git["commit"], "dirty": self.git["dirty"], "parameters": portable_parameters(parameters)}
+        if stem in self._pass_dirs:
+            self.data["notebooks"][stem]["cost"] = passes.account(
+                passes.read(self._pass_dirs[stem]), passes.load_costs(COSTS_FILE), seconds)
         self.data["notebooks"] = dict(sorted(self.data["notebooks"].items()))
         self.data["updated"] = now()
         self.write()
@@ -165,6 +181,31 @@ def portable_argv(argv: list[str]) -> list[str]:
     return [shlex.quote(os.path.relpath(a, REPO_ROOT) if os.path.isabs(a) else a) for a in argv]
 
 
+def cost_markdown(notebooks: dict[str, Any]) -> list[str]:
+    """The cost accounts as a table: passes (images) per model and kind, time inside them, floor, wall / floor."""
+    lines = ["## Cost accounts", "",
+             "Face-model forward passes per notebook (images; `grad` = with an autograd graph, a backward "
+             "follows), seconds inside the forwards, the floor (passes at the measured img/s of "
+             "`benchmarks/results_models.json`, grad passes at forward + backward), wall / floor "
+             f"(target <= {RATIO_TARGET}).", "",
+             "| notebook | passes (images) | forward s | floor s | wall s | wall / floor |", "|---|---|---:|---:|---:|---:|"]
+    for stem, e in notebooks.items():
+        cost = e.get("cost")
+        if cost is None:
+            continue
+        if not cost["recorded"]:
+            lines.append(f"| {stem} | none recorded (no model loaded) | | | {e['seconds']} | |")
+            continue
+        shown = ", ".join(f"{r['model']} {r['kind']} {r['images']}" + ("" if r["device"] == "cpu" else f" ({r['device']})")
+                          for r in cost["passes"]) or "none"
+        ratio = "n/a" if cost["ratio"] is None else f"{cost['ratio']:.2f}"
+        if cost["ratio"] is not None and cost["ratio"] > RATIO_TARGET:
+            ratio += " (above target)"
+        floor = "n/a" if cost["floor_seconds"] is None else cost["floor_seconds"]
+        lines.append(f"| {stem} | {shown} | {cost['forward_seconds']} | {floor} | {cost['wall_seconds']} | {ratio} |")
+    return lines + [""]
+
+
 def to_markdown(data: dict[str, Any]) -> str:
     """The manifest as a page a reviewer reads."""
     git = data["git"]
@@ -181,8 +222,9 @@ def to_markdown(data: dict[str, Any]) -> str:
     for stem, e in data["notebooks"].items():
         sha = (e["commit"] or "?")[:10] + ("+dirty" if e["dirty"] else "")
         lines.append(f"| {stem} | {e['status']} | {e['started']} | {e['seconds']} | {e['peak_memory_mb']} | {sha} |")
-    lines += ["", "Peak memory: the kernel's resident memory (with its child processes), sampled every 0.2 s.", "",
-              "## Parameters", ""]
+    lines += ["", "Peak memory: the kernel's resident memory (with its child processes), sampled every 0.2 s.", ""]
+    lines += cost_markdown(data["notebooks"])
+    lines += ["## Parameters", ""]
     for stem, e in data["notebooks"].items():
         lines.append(f"- {stem}: " + ", ".join(f"`{k}={v!r}`" for k, v in e["parameters"].items()))
     lines += ["", "## Packages (pinned in requirements/)", "", "| package | pinned | installed |", "|---|---|---|"]

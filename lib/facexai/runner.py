@@ -43,6 +43,7 @@ def run(plan: RunPlan, argv: list[str]) -> int:
     for i, nb in enumerate(plan.notebooks, 1):
         executed, log = plan.outputs_dir / f"{nb.stem}.ipynb", plan.outputs_dir / f"{nb.stem}.log"
         say(f"({i}/{n}) {nb.stem} ... (progress: tail -f {log})")
+        manifest.count_passes(nb.stem, plan.outputs_dir / f"{nb.stem}.passes")  # its kernel's face-model passes
         started, start, error = provenance.now(), time.monotonic(), None
         with open(log, "w") as fh, provenance.PeakMemory() as memory, logged_to(fh):
             try:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from facexai import cache
+from facexai import cache, passes
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class FaceModel(nn.Module):
                 f"{self.spec.name} expects RGB images (N, 3, {size}, {size}) in its "
                 f"'{self.spec.geometry}' geometry, got {tuple(images.shape)}"
             )
-        return self.backbone(self.preprocess(images))
+        return passes.counted(self.spec.name, images, lambda: self.backbone(self.preprocess(images)))
 
     def layer_path(self, name: str) -> str:
         """Dotted module path of a named layer; ValueError listing the valid names."""

@@ -1,0 +1,206 @@
+"""Forward passes of the face models, counted per model and kind, with the wall time spent inside them.
+
+Every :meth:`FaceModel.forward <facexai.models.registry.FaceModel.forward>` goes through
+:func:`counted`. A pass is of kind ``"grad"`` when its output carries an autograd graph (the CAM
+explainers' forward, which a backward follows) and ``"nograd"`` otherwise (embeddings, occluded
+embeddings, RISE masks). The time is the wall time inside the forward only; what a backward costs
+enters through the measured table of per-image costs (:func:`floor_seconds`, whose ``grad`` rate
+is forward + backward). Counting is two clock reads and a dict update per batch; on CUDA the time
+is exact only with ``$FACEXAI_PASSES_SYNC=1`` (a synchronize around each forward), else it is the
+launch time.
+
+A run gives each notebook a folder in ``$FACEXAI_PASSES_DIR``; every process of the kernel (and any
+worker it starts) that forwarded a model writes its own ``passes-<pid>.json`` there when it exits,
+and :func:`read` sums them.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported by whoever forwards a model; the run manifest reads counts without it
+    import torch
+
+ENV = "FACEXAI_PASSES_DIR"  # folder the counts are written to at exit (set by the runner per notebook)
+SYNC_ENV = "FACEXAI_PASSES_SYNC"  # "1": synchronize CUDA around each forward, so its time is exact
+KINDS = ("nograd", "grad")
+
+
+@dataclass
+class Tally:
+    """Passes of one (model, kind, device): images forwarded, forward calls (batches), seconds inside."""
+
+    images: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+
+
+_COUNTS: dict[tuple[str, str, str], Tally] = {}
+
+
+def counted(model: str, images: torch.Tensor, forward: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run ``forward()`` on the batch ``images`` of ``model`` and count it (images, kind, time)."""
+    sync = images.is_cuda and os.environ.get(SYNC_ENV) == "1"
+    if sync:
+        sys.modules["torch"].cuda.synchronize(images.device)
+    start = time.perf_counter()
+    out = forward()
+    if sync:
+        sys.modules["torch"].cuda.synchronize(images.device)
+    seconds = time.perf_counter() - start
+    tally = _COUNTS.setdefault((model, "grad" if out.requires_grad else "nograd", images.device.type), Tally())
+    tally.images += len(images)
+    tally.calls += 1
+    tally.seconds += seconds
+    return out
+
+
+def rows() -> list[dict[str, Any]]:
+    """This process's counts so far, one row per (model, kind, device)."""
+    return [{"model": m, "kind": k, "device": d, "images": t.images, "calls": t.calls, "seconds": t.seconds}
+            for (m, k, d), t in sorted(_COUNTS.items())]
+
+
+def reset() -> None:
+    """Forget this process's counts (a forked child starts from zero, see below)."""
+    _COUNTS.clear()
+
+
+def write(folder: str | os.PathLike) -> Path:
+    """Write this process's counts to ``folder/passes-<pid>.json`` (temporary name, then renamed)."""
+    path = Path(folder) / f"passes-{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    tmp.write_text(json.dumps({"pid": os.getpid(), "threads": threads, "rows": rows()}, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def read(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The counts of every process that wrote into ``folder``, summed; None when none did.
+
+    ``{"processes": n, "threads": [torch threads per process], "rows": [...]}``.
+    """
+    files = sorted(Path(folder).glob("passes-*.json"))
+    if not files:
+        return None
+    total: dict[tuple[str, str, str], Tally] = {}
+    threads = []
+    for path in files:
+        data = json.loads(path.read_text())
+        threads.append(data["threads"])
+        for r in data["rows"]:
+            t = total.setdefault((r["model"], r["kind"], r["device"]), Tally())
+            t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
+    return {"processes": len(files), "threads": sorted({t for t in threads if t}),
+            "rows": [{"model": m, "kind": k, "device": d, "images": t.images, "calls": t.calls,
+                      "seconds": round(t.seconds, 3)} for (m, k, d), t in sorted(total.items())]}
+
+
+def _write_at_exit() -> None:
+    folder = os.environ.get(ENV)
+    if folder and _COUNTS:  # a process that forwarded no face model (e.g. the runner itself) writes nothing
+        write(folder)
+
+
+atexit.register(_write_at_exit)
+os.register_at_fork(after_in_child=reset)  # a forked worker counts only its own passes
+
+
+# --- the floor: passes x the measured per-image cost of each model and kind ---------------------------
+
+def load_costs(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The measured table (benchmarks/results_models.json, written by benchmarks/bench_models.py); None if absent."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def rate(costs: dict[str, Any], model: str, kind: str, threads: int) -> tuple[float, int] | None:
+    """(img/s, threads measured) of ``model`` and ``kind``: the fastest repeat measured at up to ``threads``
+    threads (a process can always run on fewer, and on a shared machine the fastest repeat is the least
+    disturbed; with none measured that low, the lowest thread count measured); None if not measured."""
+    found = [r for r in costs["rows"] if r["model"] == model and r["kind"] == kind]
+    if not found:
+        return None
+    usable = [r for r in found if r["threads"] <= threads] or \
+        [r for r in found if r["threads"] == min(f["threads"] for f in found)]
+    best = max(usable, key=lambda r: max(r["img_per_s"]))
+    return max(best["img_per_s"]), best["threads"]
+
+
+def priced_seconds(rows: list[dict[str, Any]], rate_of: Callable[[str, str], float | None]) -> tuple[float, list[str]]:
+    """(seconds the CPU passes take at ``rate_of(model, kind)`` img/s, the rows without a rate: other models or devices)."""
+    total, unpriced = 0.0, []
+    for r in rows:
+        found = rate_of(r["model"], r["kind"]) if r["device"] == "cpu" else None
+        if found is None:
+            unpriced.append(f"{r['model']}/{r['kind']}/{r['device']}")
+        else:
+            total += r["images"] / found
+    return total, unpriced
+
+
+def table_rate(costs: dict[str, Any], threads: int) -> Callable[[str, str], float | None]:
+    """``rate_of(model, kind)`` from the measured table at ``threads`` (see :func:`rate`)."""
+    return lambda model, kind: (rate(costs, model, kind, threads) or (None,))[0]
+
+
+def floor_seconds(rows: list[dict[str, Any]], costs: dict[str, Any], threads: int) -> tuple[float, list[str]]:
+    """(seconds the passes take at the measured rates, the rows that have no rate: other devices or models)."""
+    return priced_seconds(rows, table_rate(costs, threads))
+
+
+def predicted_seconds(cost: dict[str, Any], costs: dict[str, Any], workers: int = 1, worker_threads: int = 1,
+                      img_per_s: float | None = None) -> float | None:
+    """The cost model: a notebook's time ~ its passes / (workers x img/s) + the non-pass remainder.
+
+    ``cost`` is a notebook's :func:`account`. The remainder is wall - floor (everything but the
+    passes at their measured speed, including any slowdown of the passes themselves), assumed not
+    to shrink with workers. Rates: the table at ``worker_threads`` per worker, or, for a GPU,
+    ``img_per_s`` for every no-grad forward and ``img_per_s`` x (the table's grad / no-grad rate
+    of the model) for grad passes. None when the account has no floor or a pass has no rate.
+    """
+    if not cost.get("recorded") or cost["floor_seconds"] is None or cost["unpriced"]:
+        return None
+    if img_per_s is None:
+        rate_of = table_rate(costs, worker_threads)
+    else:
+        measured = table_rate(costs, cost["threads"])
+
+        def rate_of(model: str, kind: str) -> float | None:
+            grad, nograd = measured(model, kind), measured(model, "nograd")
+            return None if grad is None or nograd is None else img_per_s * grad / nograd
+    seconds, unpriced = priced_seconds(cost["passes"], rate_of)
+    if unpriced:
+        return None
+    return seconds / workers + cost["wall_seconds"] - cost["floor_seconds"]
+
+
+def account(counts: dict[str, Any] | None, costs: dict[str, Any] | None, wall_seconds: float) -> dict[str, Any]:
+    """One notebook's cost account: its passes, the time inside them, their floor and wall / floor.
+
+    ``counts`` is :func:`read`'s result (None: the kernel wrote none), ``costs`` :func:`load_costs`'s.
+    The ratio is None when there is no floor (no passes, or no table).
+    """
+    if counts is None:
+        return {"recorded": False}
+    threads = max(counts["threads"], default=1)
+    out: dict[str, Any] = {
+        "recorded": True, "processes": counts["processes"], "threads": threads, "passes": counts["rows"],
+        "forward_seconds": round(sum(r["seconds"] for r in counts["rows"]), 1),
+        "wall_seconds": round(wall_seconds, 1), "floor_seconds": None, "ratio": None, "unpriced": []}
+    if costs is not None and counts["rows"]:
+        floor, unpriced = floor_seconds(counts["rows"], costs, threads)
+        out.update(floor_seconds=round(floor, 1), unpriced=unpriced, costs_measured=costs.get("measured"))
+        if floor > 0:
+            out["ratio"] = round(wall_seconds / floor, 2)
+    return out
