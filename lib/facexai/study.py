@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facexai import align, cache, data
+from facexai import align, cache, data, feasibility
 from facexai.models.registry import get_spec
 from facexai.profiles import REPO_ROOT, Config
 
@@ -132,7 +132,7 @@ def prepare(cfg: Config) -> tuple[Study, data.FaceDataset, align.AlignmentResult
         pairs = data.read_lfw_pairs(cfg.pairs, dataset, on_missing=cfg.on_missing)
         pair_source = shown_path(cfg.pairs)
     else:
-        pairs = data.make_pairs(dataset, cfg.n_folds, cfg.pairs_per_fold, cfg.seed)
+        pairs = data.make_pairs(dataset, feasibility.pair_folds(dataset, cfg.n_folds), cfg.pairs_per_fold, cfg.seed)
         pair_source = f"built from seed {cfg.seed}"
     images, kept, failures, result, dropped = select_aligned(cfg, dataset, pairs, cfg.models)
     skipped_folders = sum(1 for p, _ in dataset.skipped if p.is_dir())
