@@ -517,6 +517,9 @@ def test_sanity_column(tmp_path):
     assert by["occlusion_drop"] == "leam: fails data randomisation (A)"
     assert by["table1_gradcam++_lfw"] == "gradcam++: passes 1 checks"
     assert by["table1_layercam_lfw"] == "layercam: not run"
+    pd.read_csv(tmp_path / claims.SANITY).drop(columns="verdict").to_csv(tmp_path / claims.SANITY, index=False)
+    with pytest.raises(claims.SchemaError, match=r"table 09_sanity_checks/sanity_verdicts.csv lacks column\(s\) \['verdict'\]"):
+        claims.build_ledger(tmp_path, None)
 
 
 def test_pages_show_every_claim_rule_and_header(tmp_path):

@@ -149,23 +149,19 @@ SCHEMAS: dict[str, tuple[Sequence[str], str]] = {
 }
 
 
-def read_table(figures_dir: Path, rel: str) -> pd.DataFrame:
-    """The run's table ``rel`` (relative to figures/<run>/), checked against its producer's declared columns."""
-    if rel not in SCHEMAS:
-        raise SchemaError(f"table {rel} has no declared schema in facexai.claims.SCHEMAS")
-    columns, declared = SCHEMAS[rel]
-    table = pd.read_csv(figures_dir / rel)
+def _columns_checked(table: pd.DataFrame, rel: str, columns: Sequence[str], declared: str) -> pd.DataFrame:
+    """``table`` (read from ``rel``), or a SchemaError naming the table and the ``declared`` columns it lacks."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise SchemaError(f"table {rel} lacks column(s) {missing} of {declared}; it has {list(table.columns)}")
     return table
 
 
-def need(df: pd.DataFrame, *columns: str) -> None:
-    """SchemaError unless ``df`` has every column (tables whose producers declare no schema constant)."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise SchemaError(f"table lacks column(s) {missing}; it has {list(df.columns)}")
+def read_table(figures_dir: Path, rel: str) -> pd.DataFrame:
+    """The run's table ``rel`` (relative to figures/<run>/), checked against its producer's declared columns."""
+    if rel not in SCHEMAS:
+        raise SchemaError(f"table {rel} has no declared schema in facexai.claims.SCHEMAS")
+    return _columns_checked(pd.read_csv(figures_dir / rel), rel, *SCHEMAS[rel])
 
 
 def where(df: pd.DataFrame, **equal: object) -> pd.DataFrame:
@@ -1013,9 +1009,7 @@ def _side_table(figures_dir: Path, rel: str, stamp: dict | None, columns: Sequen
         return None
     if stamp is not None:
         runstamp.check(path, stamp, name=rel)
-    table = pd.read_csv(path)
-    need(table, *columns)
-    return table
+    return _columns_checked(pd.read_csv(path), rel, columns, "the columns the ledger reads")
 
 
 def _each(table: pd.DataFrame, column: str, names: Sequence[str], absent: str,
