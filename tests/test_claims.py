@@ -518,7 +518,7 @@ def test_sanity_column(tmp_path):
     assert by["table1_gradcam++_lfw"] == "gradcam++: passes 1 checks"
     assert by["table1_layercam_lfw"] == "layercam: not run"
     pd.read_csv(tmp_path / claims.SANITY).drop(columns="verdict").to_csv(tmp_path / claims.SANITY, index=False)
-    with pytest.raises(claims.SchemaError, match=r"table 09_sanity_checks/sanity_verdicts.csv lacks column\(s\) \['verdict'\]"):
+    with pytest.raises(claims.SchemaError, match=rf"table {claims.SANITY} lacks column\(s\) \['verdict'\]"):
         claims.build_ledger(tmp_path, None)
 
 
