@@ -77,3 +77,38 @@ def test_layer_slices_of_the_container():
     np.testing.assert_array_equal(first, patterns[:, 0, :3])
     np.testing.assert_array_equal(last, patterns[:, 0, 3:])
     assert c.slice(-1) == slice(3, 7)
+
+
+def test_patterns_are_cached_and_a_lost_layout_is_recovered(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from tiny_face import TinyFace
+
+    model = TinyFace()
+    model.spec.geometry, model.fingerprint = "tiny16", "tiny-v1"
+    calls = []
+    model.register_forward_hook(lambda _m, _i, out: calls.append(len(out)))
+    images = pd.DataFrame({"identity": np.repeat(["a", "b", "c"], 3), "path": [f"p{i}" for i in range(9)]})
+    crops = np.random.default_rng(0).integers(0, 256, (9, 16, 16, 3), dtype=np.uint8)
+    monkeypatch.setattr(cp.study, "crops", lambda cfg, paths, geometry: (crops[[int(p[1:]) for p in paths]],
+                                                                         list(paths)))
+    emb = np.random.default_rng(1).normal(size=(9, 16)).astype(np.float32)
+    monkeypatch.setattr(cp.embed, "cached_embed", lambda m, c, keys, root: emb[[int(k[1:]) for k in keys]])
+    cfg = SimpleNamespace(cache_root=tmp_path, seed=0)
+    first = cp.channel_patterns(cfg, model, images, statistics=["activation", "grad_x_activation"], batch_size=4)
+    assert sum(calls) == 9 and first.channels == [4, 4] and first.patterns.shape == (9, 2, 8)
+    for stat in first.statistics:
+        for layer in first.layer_patterns(stat):
+            np.testing.assert_allclose(layer.sum(1), 1.0, rtol=1e-6)
+    calls.clear()
+    again = cp.channel_patterns(cfg, model, images, statistics=["activation", "grad_x_activation"], batch_size=4)
+    assert sum(calls) == 0  # read from the cache: no pass at all
+    np.testing.assert_array_equal(again.patterns, first.patterns)
+    (layout,) = tmp_path.glob("channels/TINY/*/layout.json")
+    layout.unlink()
+    recovered = cp.channel_patterns(cfg, model, images, statistics=["activation", "grad_x_activation"])
+    assert sum(calls) == 1 and recovered.channels == [4, 4]  # one image's pass gives the layout back
+    part = cp.channel_patterns(cfg, model, images, statistics=["activation"], max_images=3)
+    assert len(part.images) == 3 and part.images.identity.nunique() == 1  # whole individuals

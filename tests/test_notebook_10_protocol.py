@@ -51,7 +51,7 @@ def test_every_declared_cell_is_reported(summary):
     both = len(grid.accuracy_layers) * len(grid.both_sides_qs) * n_points
     assert len(acc) == (probe + both) * len(grid.samples)
     factors = acc.definition.map(protocol.parse_definition).apply(pd.Series)
-    assert set(factors.measure) == set(grid.measures) and set(factors.sample) == set(grid.samples)
+    assert set(factors["measure"]) == set(grid.measures) and set(factors["sample"]) == set(grid.samples)
     assert (factors.groupby("sample").size() == probe + both).all()
     diff = summary[(summary.claim == "table1_in_sample_minus_held_out") & (summary.model == "DLIB")]
     assert len(diff) == probe + both  # one paired difference per definition
