@@ -211,7 +211,7 @@ plots.save_figure(protocol_plots.spread(summary, located), cfg.out(NB, "spread")
 # %% [markdown]
 # ## 6. Which single choice moves each number most
 # `factor_effects.csv`: per claim, factor and level, the min / median / max of the value over all
-# cells with that level (model mean).
+# cells with that level (model mean), and how far their 95% intervals reach (light bars).
 
 # %%
 effects = pd.concat([protocol.factor_effects(summary, c) for c in located.claim], ignore_index=True)
@@ -220,9 +220,9 @@ plots.save_figure(protocol_plots.factor_effects(effects, located), cfg.out(NB, "
 
 # %% [markdown]
 # ## 7. The two paired arms: in-sample vs held-out, spatial vs channel
-# `samples.csv`: in-sample minus held-out accuracy (model mean) per layer, q and measure at the primary
-# operating point, with its 95% interval (probes paired by person where both samples have one per
-# person). `representations.csv`: BC same, different and their gap per model with channel patterns,
+# `samples.csv`: in-sample minus held-out genuine acceptance (model mean) per layer and q at the primary
+# operating point, with a 95% interval (the difference of the two cells' bootstrap values; every other
+# measure's difference is in `sweep_summary.csv`). `representations.csv`: BC same, different and their gap per model with channel patterns,
 # level and representation, at the plain definition (sum-1 mean over layers, no sharpening, cosine
 # target, no lattice treatment), beside the published ranges.
 
