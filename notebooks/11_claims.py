@@ -49,7 +49,7 @@ figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figur
 # %%
 from IPython.display import Markdown, display
 
-from facexai import claims, plots, profiles, study
+from facexai import claims, feasibility, plots, profiles, study
 
 NB = "11_claims"
 plots.use_style()
@@ -57,6 +57,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check(NB, st.images, cfg)
 settings = {"profile": cfg.profile, "individuals": cfg.n_identities, "min images": cfg.min_images,
             "models": ", ".join(cfg.models), "held-out images per person": cfg.occlusion_n_eval,
             "random-pixel draws": cfg.occlusion_seeds, "RISE masks": cfg.rise_masks, "RISE images": cfg.rise_images,

@@ -63,7 +63,7 @@ def needs(notebook: str, cfg: Config) -> list[Need]:
         "08_xai_generalizability": [occluded, two_people],
         "09_sanity_checks": [two_people, occluded],
         "10_protocol_sensitivity": [occluded, two_people],
-        "11_claims": [],
+        "11_claims": [Need(1, 1, "the ledger judges the tables of a run that selected at least one person")],
     }
     if notebook not in table:
         raise ValueError(f"no needs recorded for notebook {notebook!r}; known: {sorted(table)}")
