@@ -49,7 +49,7 @@ def table(manifest: dict[str, Any], costs: dict[str, Any], workers: list[int], w
     if img_per_s:
         predictions.append(f"device at {img_per_s:g} img/s (s)")
     head = ["notebook", "passes (images)", "forward s", "floor s", "wall s", f"wall / floor (<= {RATIO_TARGET})",
-            *predictions]
+            "wall / forward s", *predictions]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
     totals = {"wall": 0.0, "floor": 0.0, "pred": [0.0] * len(predictions)}
     for stem, entry in manifest["notebooks"].items():
@@ -58,6 +58,8 @@ def table(manifest: dict[str, Any], costs: dict[str, Any], workers: list[int], w
         cost = repriced(entry, costs)
         ratio = cost.get("ratio")
         mark = "n/a" if ratio is None else f"{ratio:.2f} " + ("ok" if ratio <= RATIO_TARGET else "**above**")
+        forward = cost.get("forward_seconds")
+        same_run = f"{cost['wall_seconds'] / forward:.1f}" if forward else "n/a"  # the passes as they ran here
         values = [passes.predicted_seconds(cost, costs, n, worker_threads) for n in workers]
         if img_per_s:
             values.append(passes.predicted_seconds(cost, costs, img_per_s=img_per_s))
@@ -65,13 +67,13 @@ def table(manifest: dict[str, Any], costs: dict[str, Any], workers: list[int], w
         values = [cost["wall_seconds"] if v is None and not cost.get("floor_seconds") else v for v in values]
         lines.append("| " + " | ".join([stem, passes_text(cost), fmt(cost.get("forward_seconds")),
                                         fmt(cost.get("floor_seconds")), fmt(cost["wall_seconds"]), mark,
-                                        *map(fmt, values)]) + " |")
+                                        same_run, *map(fmt, values)]) + " |")
         totals["wall"] += cost["wall_seconds"]
         totals["floor"] += cost.get("floor_seconds") or 0.0
         totals["pred"] = [t + v if t is not None and v is not None else None for t, v in zip(totals["pred"], values)]
     ratio = totals["wall"] / totals["floor"] if totals["floor"] else None
     lines.append("| " + " | ".join(["**all**", "", "", fmt(totals["floor"]), fmt(totals["wall"]),
-                                    "n/a" if ratio is None else f"{ratio:.2f}", *map(fmt, totals["pred"])]) + " |")
+                                    "n/a" if ratio is None else f"{ratio:.2f}", "", *map(fmt, totals["pred"])]) + " |")
     return lines
 
 
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(manifest, costs, args.workers, args.worker_threads, args.img_per_s)))
     print(f"\nfloor (recomputed from the recorded passes with {args.costs.name}) = passes x the fastest measured per-image cost of each model and kind at the kernel's torch "
           f"threads (grad passes: forward + backward to the Grad-CAM layer, a lower bound); forward s = wall time "
-          f"inside the models' forwards (backward not included); prediction = passes / (N x img/s) + (wall - floor); "
+          f"inside the models' forwards as they ran in this run (backward not included, so wall / forward s is an upper bound of wall over the passes' own time); prediction = passes / (N x img/s) + (wall - floor); "
           f"a device's grad rate = its img/s x the model's measured grad / no-grad ratio.")
     return 0
 

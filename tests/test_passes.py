@@ -154,10 +154,12 @@ def test_cost_account_prints_the_target_verdicts(tmp_path, capsys):
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| 0")}
     assert set(rows) == {"01_fast", "02_slow", "03_none"}
     # 01: floor 160 / 20 = 8 s, ratio 1.25; 1 worker x 1 thread: 160 / 10 + 2 = 18; 2 workers: 8 + 2; device: 1 + 2
-    assert rows["01_fast"][1:] == ["A nograd 160", "1.0", "8.0", "10.0", "1.25 ok", "18.0", "10.0", "3.0 |"]
+    assert rows["01_fast"][1:] == ["A nograd 160", "1.0", "8.0", "10.0", "1.25 ok", "10.0", "18.0", "10.0", "3.0 |"]
     # 02: floor 100 / 5 = 20 s, ratio 2.0 above the target
     assert rows["02_slow"][5] == "2.00 **above**"
-    assert rows["03_none"][1:6] == ["none", "n/a", "n/a", "5.0", "n/a"]
-    assert "| **all** |  |  | 28.0 | 55.0 | 1.96 |" in out
+    assert rows["03_none"][1:] == ["none", "n/a", "n/a", "5.0", "n/a", "n/a", "5.0", "5.0", "5.0 |"]
+    # 02's predictions: 100 / 4 + 20 = 45, 12.5 + 20, device grad rate 160 x 5 / 20 = 40: 2.5 + 20
+    assert rows["02_slow"][7:] == ["45.0", "32.5", "22.5 |"]
+    assert "| **all** |  |  | 28.0 | 55.0 | 1.96 |  | 68.0 | 47.5 | 30.5 |" in out
     missing = cost_account.main([str(manifest), "--costs", str(tmp_path / "absent.json")])
     assert missing == 2

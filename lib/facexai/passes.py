@@ -193,11 +193,11 @@ def account(counts: dict[str, Any] | None, costs: dict[str, Any] | None, wall_se
     """
     if counts is None:
         return {"recorded": False}
-    threads = max(counts["threads"], default=1)
+    threads, wall_seconds = max(counts["threads"], default=1), round(wall_seconds, 1)
     out: dict[str, Any] = {
         "recorded": True, "processes": counts["processes"], "threads": threads, "passes": counts["rows"],
         "forward_seconds": round(sum(r["seconds"] for r in counts["rows"]), 1),
-        "wall_seconds": round(wall_seconds, 1), "floor_seconds": None, "ratio": None, "unpriced": []}
+        "wall_seconds": wall_seconds, "floor_seconds": None, "ratio": None, "unpriced": []}
     if costs is not None and counts["rows"]:
         floor, unpriced = floor_seconds(counts["rows"], costs, threads)
         out.update(floor_seconds=round(floor, 1), unpriced=unpriced, costs_measured=costs.get("measured"))
