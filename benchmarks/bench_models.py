@@ -137,8 +137,8 @@ def main() -> None:
         print(loads[-1], flush=True)
     overhead = counting_overhead()
     fastest_batch = min(r["batch"] / max(r["img_per_s"]) for r in rows)
-    data = {"measured": started, "command": "nice -n 0 .venv/bin/python benchmarks/bench_models.py "
-                                            + " ".join(sys.argv[1:]),
+    data = {"measured": started, "command": ("nice -n 0 .venv/bin/python benchmarks/bench_models.py "
+                                            + " ".join(sys.argv[1:])).strip(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
             "load": loads, "cam_layer": cam_layer, "repeats": args.repeats, "seconds_per_measurement": args.seconds,
             "counting_overhead_us_per_call": round(overhead * 1e6, 2),
