@@ -54,7 +54,7 @@ figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figur
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import data, plots, profiles, study
+from facexai import data, feasibility, plots, profiles, study
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, on_missing=on_missing, models=models,
@@ -82,6 +82,12 @@ for name in ("skipped", "alignment_failures", "dropped_identities"):
     print(f"{name}: {len(tables[name])}")
     display(tables[name].head(30))
     plots.save_table(tables[name], cfg.out("00_data", name))
+too_few = feasibility.not_eligible(dataset, cfg.min_images)
+print(f"people with fewer than min_images = {cfg.min_images} images in the folder (never drawn): {len(too_few)}")
+display(too_few.head(30))
+print(f"selected {st.images.identity.nunique()} of the {cfg.n_identities} people asked for "
+      f"(each with >= {cfg.min_images} aligned images)")
+feasibility.check("00_data", st.images, cfg)
 
 # %% [markdown]
 # ## Images with several faces

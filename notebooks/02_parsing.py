@@ -57,7 +57,7 @@ import numpy as np
 from IPython.display import Markdown, display
 from matplotlib.patches import Patch, Polygon
 
-from facexai import parsing, plots, profiles, regions, study
+from facexai import feasibility, parsing, plots, profiles, regions, study
 from facexai.models.registry import weights_dir
 from facexai.parsing_bisenet import BISENET_WEIGHTS
 
@@ -66,6 +66,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check("02_parsing", st.images, cfg)
 geometries = study.geometries_for(cfg.models)
 if parser not in regions.PARSERS:
     raise ValueError(f"unknown parser {parser!r}; valid: {list(regions.PARSERS)}")

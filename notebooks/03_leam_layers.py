@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import claims, layer_similarity, plots, profiles, saliency, study, techniques
+from facexai import claims, feasibility, layer_similarity, plots, profiles, saliency, study, techniques
 from facexai.explain import critical_mask
 from facexai.models import load_model
 
@@ -75,6 +75,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
 method = profiles.method(target=target, weighting=weighting, margin=margin, q=q)
 settings = techniques.default_settings("cam", method)
 st = study.load(cfg)
+feasibility.check("03_leam_layers", st.images, cfg)
 layer_names = [s.strip() for s in layers.split(",") if s.strip()] or None
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}; {settings}")
 
@@ -105,8 +106,8 @@ for name, pm in person.items():
                                          zoo[name].spec.geometry)
     grid = np.concatenate([pm.maps[examples], pm.overall()[examples][:, None]], axis=1).transpose(1, 0, 2, 3)
     fig = plots.map_grid(list(example_crops[name]), grid, [*pm.layers, "overall"],
-                         [pm.identities[i].replace("_", " ") for i in examples])
-    fig.suptitle(f"{name}: LEAM person maps per layer", y=1.0)
+                         [pm.identities[i].replace("_", " ") for i in examples],
+                         title=f"{name}: LEAM person maps per layer")
     plots.save_figure(fig, cfg.out("03_leam_layers", f"layer_grid_{name}"))
 
 # %% [markdown]
@@ -129,14 +130,14 @@ for name, pm in person.items():
 
 # %%
 layer_table, bc = layer_similarity.layer_bc_table(person)
-fig, axes = plots.plt.subplots(1, len(bc), figsize=(4.2 * len(bc), 3.8), squeeze=False)
+fig, axes = plots.plt.subplots(1, len(bc), figsize=(4.2 * len(bc) + 1.0, 3.8), squeeze=False)
+limits = plots.fitted_limits(*bc.values())  # one scale for every model, spanning the values
 for ax, (name, matrix) in zip(axes[0], bc.items()):
     names = person[name].layers
-    plots.sns.heatmap(pd.DataFrame(matrix, names, names), vmin=0, vmax=1, cmap="viridis",
-                      annot=len(matrix) <= 8, fmt=".2f", annot_kws={"size": 6}, square=True,
-                      cbar=ax is axes[0, -1], ax=ax)
+    plots.heatmap(ax, pd.DataFrame(matrix, names, names), "mean BC", fmt=".2f", annot=len(matrix) <= 8,
+                  limits=limits, annot_kws={"size": 6}, square=True, cbar=ax is axes[0, -1])
     ax.set_title(name)
-fig.suptitle("mean Bhattacharyya coefficient between layer maps")
+fig.suptitle("mean Bhattacharyya coefficient between layer maps (colour scale: the values' range)")
 fig.tight_layout()
 plots.save_figure(fig, cfg.out("03_leam_layers", "layer_bhattacharyya"))
 plots.save_table(layer_table, cfg.out("03_leam_layers", "layer_bhattacharyya"))

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import claims, parsing, plots, profiles, regions, saliency, study
+from facexai import claims, feasibility, parsing, plots, profiles, regions, saliency, study
 from facexai.models import load_model
 
 plots.use_style()
@@ -70,6 +70,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check("04_region_statistics", st.images, cfg)
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}; parser {parser}; "
       f"label source {label_source}: {regions.LABEL_SOURCES[label_source]}")
 
@@ -140,7 +141,7 @@ plots.save_figure(fig, cfg.out("04_region_statistics", "overall_shares"))
 fig, axes = plots.plt.subplots(1, 2, figsize=(12, 0.6 * len(names) + 2.2))
 share = overall.pivot(index="model", columns="region", values="share").loc[names, regions.REGIONS]
 enrich = overall.pivot(index="model", columns="region", values="enrichment").loc[names, regions.REGIONS]
-plots.sns.heatmap(share, annot=True, fmt=".2f", cmap="viridis", vmin=0, ax=axes[0], cbar_kws={"label": "share"})
+plots.heatmap(axes[0], share, "share", fmt=".2f")
 axes[0].set_title("share of critical pixels")
 log_enrich = np.log2(enrich.clip(lower=2 ** -4).astype(float))
 plots.sns.heatmap(log_enrich, annot=enrich, fmt=".1f", cmap="RdBu_r", center=0, ax=axes[1],
@@ -159,11 +160,11 @@ plots.save_figure(fig, cfg.out("04_region_statistics", "model_region_heatmap"))
 # %%
 tallest = max(len(r.maps) for r in results.values())
 fig, axes = plots.plt.subplots(1, len(names), figsize=(4.6 * len(names), 0.32 * tallest + 2.2), squeeze=False)
-for ax, name in zip(axes[0], names):
-    grid = summary[summary.model == name].pivot(index="layer", columns="region", values="share")
-    grid = grid.loc[results[name].maps, regions.REGIONS]
-    plots.sns.heatmap(grid, vmin=0, vmax=1, cmap="viridis", annot=len(grid) <= 8, fmt=".2f", annot_kws={"size": 6},
-                      cbar=ax is axes[0, -1], ax=ax)
+grids = {name: summary[summary.model == name].pivot(index="layer", columns="region", values="share")
+         .loc[results[name].maps, regions.REGIONS] for name in names}
+for ax, (name, grid) in zip(axes[0], grids.items()):
+    plots.heatmap(ax, grid, "share", fmt=".2f", annot=len(grid) <= 8, limits=plots.fitted_limits(*grids.values()),
+                  annot_kws={"size": 6}, cbar=ax is axes[0, -1])
     ax.set(title=name, xlabel="", ylabel="")
     ax.tick_params(axis="x", rotation=60)
 fig.suptitle(f"share of the top {q}% pixels per region, per layer")

@@ -75,8 +75,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import (occlusion_protocol, occlusion_runner, occlusion_summary, person_maps, plots, profiles, study,
-                     techniques)
+from facexai import (feasibility, occlusion_protocol, occlusion_runner, occlusion_summary, person_maps, plots, profiles,
+                     study, techniques)
 from facexai.published import PUBLISHED
 from facexai.models import load_model
 
@@ -87,6 +87,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        occlusion_seeds=n_random_seeds)
 method = profiles.method(q=q, fills=fills, fill=fill)
 st = study.load(cfg)
+feasibility.check("06_occlusion_validation", st.images, cfg)
 fill_kinds, main_fill, q = list(method.fills), method.fill, method.q
 qs = [float(v) for v in curve_qs.split(",") if v.strip()]
 seeds = list(range(cfg.occlusion_seeds))

@@ -61,8 +61,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import (generalizability, occlusion_runner, occlusion_summary, person_maps, plots, profiles, study,
-                     techniques)
+from facexai import (feasibility, generalizability, occlusion_runner, occlusion_summary, person_maps, plots, profiles,
+                     study, techniques)
 from facexai.models import load_model
 
 plots.use_style()
@@ -78,6 +78,7 @@ layer_names = [s.strip() for s in layers.split(",") if s.strip()] or None
 names = generalizability.parse_list(explainers)
 for name in names:
     techniques.get(name)  # ValueError naming the valid ones
+feasibility.check(NB, study.load(cfg).images, cfg)
 studies, unavailable = generalizability.load_datasets(cfg, [dataset], cfg.models, study.load(cfg),
                                                       {dataset: dataset_root})
 if unavailable:

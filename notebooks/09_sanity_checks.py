@@ -56,6 +56,7 @@ from IPython.display import Markdown, display
 from facexai import (
     bhattacharyya,
     faithfulness,
+    feasibility,
     lattice,
     metrics,
     occlusion_protocol,
@@ -80,6 +81,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        sanity_steps=n_steps, sanity_lattice_people=lattice_people)
 method = profiles.method(q=q)
 st = study.load(cfg)
+feasibility.check("09_sanity_checks", st.images, cfg)
 NB = "09_sanity_checks"
 check_models = [m.strip() for m in (cfg.sanity_models if not isinstance(cfg.sanity_models, str)
                                     else cfg.sanity_models.split(",")) if m.strip()] or list(cfg.models)
@@ -166,11 +168,12 @@ for r, name in enumerate(cfg.models):
     crop, _ = study.crops(cfg, plain.images.path.tolist()[:1], zoo[name].spec.geometry)
     for c, (label, ms) in enumerate((("plain", plain), ("anti-aliased", treated))):
         overall = ms.overall(ms.maps[:1].astype(np.float32))[0]
-        plots.overlay(axes[r, 2 * c], crop[0], overall, title=f"{label}: map" if r == 0 else "")
+        shown = plots.overlay(axes[r, 2 * c], crop[0], overall, title=f"{label}: map" if r == 0 else "")
         plots.mark_pixels(axes[r, 2 * c + 1], crop[0], critical_mask(overall, method.q),
                           title=f"{label}: top {method.q:g}%" if r == 0 else "")
     axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center")
 fig.tight_layout()
+plots.relevance_colourbar(fig, shown, axes)
 plots.save_figure(fig, cfg.out(NB, "lattice_examples"))
 
 # %% [markdown]
@@ -338,8 +341,8 @@ for name, (inputs, cascade_maps, _) in examples.items():
     grid = np.stack([[cascade_maps[e][s][0] for s in stages_shown] for e in sanity.EXPLAINERS])
     names_of = cascade[cascade.model == name].drop_duplicates("stage").set_index("stage").randomised
     fig = plots.map_grid([inputs.crops[0]] * len(stages_shown), grid, [labels[e] for e in sanity.EXPLAINERS],
-                         ["trained" if s == 0 else f"to {names_of[s]}" for s in stages_shown])
-    fig.suptitle(f"{name}: one image's maps as the model is randomised from the embedding layer down", y=1.02)
+                         ["trained" if s == 0 else f"to {names_of[s]}" for s in stages_shown],
+                         title=f"{name}: one image's maps as the model is randomised from the embedding layer down")
     plots.save_figure(fig, cfg.out(NB, f"cascade_examples_{name}"))
 
 # %% [markdown]

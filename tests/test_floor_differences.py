@@ -87,5 +87,7 @@ def test_random_seeds_pool_into_one_floor_and_bad_input_is_refused():
         floor_differences(run, measures=["accuracy"])
     with pytest.raises(ValueError, match="n_boot"):
         floor_differences(run, n_boot=0)
+    with pytest.raises(ValueError, match="no column \\['subset'\\]"):
+        floor_differences(run, by=("subset",))
     no_floor = OcclusionRun(run.images[run.images.selection != "random"], run.pairs[run.pairs.selection != "random"])
     assert floor_differences(no_floor).empty

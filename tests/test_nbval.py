@@ -35,6 +35,7 @@ def test_references_hold_outputs_of_the_checked_cells_only():
         assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text, f"{stem}: a machine path"
 
 
+@pytest.mark.slow
 def test_checked_cells_reproduce(built):
     folder, paths = built
     res = run_nbval(paths, folder / "cache", folder / "figures")
@@ -42,6 +43,7 @@ def test_checked_cells_reproduce(built):
     assert "passed" in res.stdout and "failed" not in res.stdout
 
 
+@pytest.mark.slow
 def test_a_changed_number_fails(built):
     folder, paths = built  # runs after the test above: the cache holds the aligned crops
     nb = nbformat.read(paths[0], as_version=4)

@@ -117,3 +117,15 @@ def test_figures_exist(out):
     for stem in ["main_table", "fills", "sweep_layer", "sweep_loss", "sweep_rise", "cost_quality"]:
         for ext in ("png", "pdf"):
             assert (out / f"{stem}.{ext}").stat().st_size > 5000, f"{stem}.{ext}"
+
+
+def test_technique_figure_shows_differences_from_the_floor(smoke_run):
+    import nbformat
+
+    nb = nbformat.read(smoke_run[2] / "08_xai_generalizability.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "floor_differences.floor_differences(" in c.source)
+    shown = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+    for column in ("difference", "ci_lo", "ci_hi", "floor_value"):
+        assert column in shown, column
+    for name in MODELS:
+        assert name in shown

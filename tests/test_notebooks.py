@@ -76,3 +76,14 @@ def test_manifest_records_every_notebook(smoke_run):
         assert entry["parameters"]["run_name"] == "smoke-test" and entry["parameters"]["profile"] == "smoke"
     assert (figures / "manifest.md").read_text().startswith("# Manifest · run smoke-test")
     assert str(REPO) not in (figures / "manifest.json").read_text()
+
+
+def test_every_png_is_under_the_size_cap(smoke_run):
+    from facexai import plots
+
+    _, figures, _ = smoke_run
+    pngs = sorted(figures.rglob("*.png"))
+    assert pngs
+    big = [f"{p.relative_to(figures)}: {p.stat().st_size / 1e6:.2f} MB" for p in pngs
+           if p.stat().st_size > plots.MAX_PNG_BYTES]
+    assert not big, big

@@ -69,6 +69,9 @@ def floor_differences(run: OcclusionRun, measures: Sequence[str] = MEASURES, by:
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     keys = [*by, "model", "fill", "q"]
+    missing = sorted(set(by) - (set(run.pairs.columns) & set(run.images.columns)))
+    if missing:
+        raise ValueError(f"the run has no column {missing}: label its rows (as notebook 08 labels each data set)")
     rows = []
     for measure in measures:
         per = _per_person(run, measure, keys)

@@ -1,15 +1,19 @@
 """One figure and table style for every notebook: PNG + PDF figures, CSV + Markdown tables."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from facexai import runstamp
+
+log = logging.getLogger(__name__)
 
 
 def use_style() -> None:
@@ -18,18 +22,36 @@ def use_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.autolayout": False})
 
 
-MAX_PNG_PIXELS = 6e6  # large grids get a lower PNG resolution, so committed figures stay a few MB
+MAX_PNG_PIXELS = 6e6  # large grids start at a lower PNG resolution
+MAX_PNG_BYTES = 1_000_000  # a committed PNG stays under ~1 MB: save_figure lowers the resolution until it does
+MIN_PNG_DPI = 40  # below this a figure is unreadable: saved as it is, with a warning
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
-    """Write ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix of ``path`` is replaced)."""
+def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTES) -> list[Path]:
+    """Write ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix of ``path`` is replaced).
+
+    The PNG starts at ``savefig.dpi`` (at most :data:`MAX_PNG_PIXELS`) and is re-saved at a lower
+    resolution until it is under ``max_bytes`` (logged); the PDF is vector and keeps everything.
+    """
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
+    png = base.with_suffix(".png")
     width, height = fig.get_size_inches()
     dpi = min(plt.rcParams["savefig.dpi"], (MAX_PNG_PIXELS / (width * height)) ** 0.5)
-    fig.savefig(base.with_suffix(".png"), dpi=dpi)
+    first = dpi
+    while True:
+        fig.savefig(png, dpi=dpi)
+        size = png.stat().st_size
+        if size <= max_bytes or dpi <= MIN_PNG_DPI:
+            break
+        dpi = max(MIN_PNG_DPI, dpi * 0.92 * (max_bytes / size) ** 0.5)  # bytes grow about as dpi squared
+    if size > max_bytes:
+        log.warning("%s: %.2f MB even at %.0f dpi (cap %.2f MB)", png.name, size / 1e6, dpi, max_bytes / 1e6)
+    elif dpi < first:
+        log.info("%s: saved at %.0f dpi (not %.0f) to stay under %.2f MB (%.2f MB)", png.name, dpi, first,
+                 max_bytes / 1e6, size / 1e6)
     fig.savefig(base.with_suffix(".pdf"))
-    return [base.with_suffix(".png"), base.with_suffix(".pdf")]
+    return [png, base.with_suffix(".pdf")]
 
 
 def save_table(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4f", index: bool = False,
@@ -61,27 +83,72 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, ncols:
     return fig
 
 
-def overlay(ax: plt.Axes, image: np.ndarray, saliency: np.ndarray, alpha: float = 0.55, title: str = "") -> None:
-    """Draw a saliency map (any scale) over a face crop, without axes."""
+SALIENCY_CMAP = "inferno"  # perceptually uniform: equal steps of relevance look like equal steps of colour
+PANEL_SCALING = "each panel min-max scaled to [0, 1]"  # how overlay() scales a map: stated in every figure
+
+
+def overlay(ax: plt.Axes, image: np.ndarray, saliency: np.ndarray, alpha: float = 0.6,
+            title: str = "") -> mpl.image.AxesImage:
+    """Draw a saliency map over a face crop, without axes: the map min-max scaled to [0, 1] on its own
+    (:data:`PANEL_SCALING`), in :data:`SALIENCY_CMAP`; returns its image for :func:`relevance_colourbar`."""
     ax.imshow(image.mean(axis=-1) if image.ndim == 3 else image, cmap="gray", vmin=0, vmax=255)
-    ax.imshow(saliency / (saliency.max() or 1.0), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    low, high = float(np.min(saliency)), float(np.max(saliency))
+    scaled = (saliency - low) / (high - low) if high > low else np.zeros_like(saliency, dtype=float)
+    shown = ax.imshow(scaled, cmap=SALIENCY_CMAP, alpha=alpha, vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.grid(False)
     if title:
         ax.set_title(title, fontsize=8)
+    return shown
+
+
+def relevance_colourbar(fig: plt.Figure, mappable: mpl.cm.ScalarMappable, axes=None, cax: plt.Axes | None = None,
+                        label: str = f"relevance ({PANEL_SCALING})") -> mpl.colorbar.Colorbar:
+    """One colourbar for a figure of :func:`overlay` panels, labelled with their scaling: beside ``axes``
+    (space taken from them), or in ``cax``."""
+    bar = (fig.colorbar(mappable, cax=cax) if cax is not None
+           else fig.colorbar(mappable, ax=axes, fraction=0.025, pad=0.02, shrink=0.8))
+    bar.solids.set(alpha=1)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return bar
 
 
 def map_grid(crops: list[np.ndarray], maps: np.ndarray, row_labels: list[str], col_labels: list[str],
-             size: float = 1.4) -> plt.Figure:
-    """Grid of maps [row, col, H, W] over one crop per column (rows: layers, columns: individuals)."""
+             size: float = 1.4, title: str = "") -> plt.Figure:
+    """Grid of maps [row, col, H, W] over one crop per column (rows: layers, columns: individuals), one colourbar;
+    the title states the per-panel scaling."""
     rows, cols = maps.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1.2, size * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1.8, size * rows + 0.5), squeeze=False,
+                             layout="constrained")
     for r in range(rows):
         for c in range(cols):
-            overlay(axes[r, c], crops[c], maps[r, c], title=col_labels[c] if r == 0 else "")
+            shown = overlay(axes[r, c], crops[c], maps[r, c], title=col_labels[c] if r == 0 else "")
         axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
+    relevance_colourbar(fig, shown, axes)
+    fig.suptitle(f"{title} ({PANEL_SCALING})" if title else f"Maps, {PANEL_SCALING}", fontsize=10)
     return fig
+
+
+def fitted_limits(*grids: pd.DataFrame | np.ndarray) -> tuple[float, float]:
+    """The colour scale of :func:`heatmap`: the smallest and largest finite value of the grids (a value alone:
+    a narrow scale around it; no finite value: 0 to 1)."""
+    finite = np.concatenate([np.asarray(g, dtype=float).ravel() for g in grids])
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return (low - 0.5e-3, high + 0.5e-3) if high - low < 1e-12 else (low, high)
+
+
+def heatmap(ax: plt.Axes, grid: pd.DataFrame, label: str, fmt: str = ".3f", cmap: str = "viridis",
+            annot: bool = True, limits: tuple[float, float] | None = None, **kwargs) -> None:
+    """An annotated heatmap whose colour scale spans the data (``limits``, default :func:`fitted_limits` of
+    ``grid``; give the panels of one figure common limits), printed in the colourbar ``label``."""
+    low, high = limits or fitted_limits(grid)
+    sns.heatmap(grid.astype(float), annot=annot, fmt=fmt, cmap=cmap, vmin=low, vmax=high, ax=ax,
+                cbar_kws={"label": f"{label} (scale {low:{fmt}} to {high:{fmt}})"}, **kwargs)
 
 
 def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published value") -> plt.Figure:
@@ -136,14 +203,14 @@ def mark_pixels(ax: plt.Axes, crop: np.ndarray, mask: np.ndarray, title: str = "
 def critical_regions(crops: np.ndarray, maps: np.ndarray, masks: np.ndarray, titles: list[str],
                      title: str) -> plt.Figure:
     """Two rows per individual (columns): the overall map over the crop, and its critical pixels in red."""
-    fig, axes = plt.subplots(2, len(crops), figsize=(1.6 * len(crops), 3.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(crops), figsize=(1.6 * len(crops) + 1.2, 3.6), squeeze=False, layout="constrained")
     for c in range(len(crops)):
-        overlay(axes[0, c], crops[c], maps[c], title=titles[c])
+        shown = overlay(axes[0, c], crops[c], maps[c], title=titles[c])
         mark_pixels(axes[1, c], crops[c], masks[c])
         axes[1, c].axis("off")
     axes[0, 0].set_ylabel("overall map")
-    fig.suptitle(title)
-    fig.tight_layout()
+    relevance_colourbar(fig, shown, axes[0, :])
+    fig.suptitle(f"{title}\nmaps: {PANEL_SCALING}", fontsize=10)
     return fig
 
 
@@ -170,7 +237,7 @@ def occlusion_examples(examples: Mapping[str, tuple[str, dict]], fills: list[str
             row = axes[2 * r + s]
             if s == 0:
                 row[0].imshow(ex["original"])
-                overlay(row[1], ex["original"], ex["map"])
+                shown = overlay(row[1], ex["original"], ex["map"])
             mark_pixels(row[2], ex["original"], ex[sel], f"{sel} {q:g}%")
             for c, kind in enumerate(fills):
                 row[3 + c].imshow(ex[f"{sel}:{kind}"])
@@ -184,8 +251,10 @@ def occlusion_examples(examples: Mapping[str, tuple[str, dict]], fills: list[str
         axes[2 * r, 0].set_ylabel(f"{name}\n({geo})", fontsize=8)
         axes[2 * r, 0].set_title("image", fontsize=7)
         axes[2 * r, 1].set_title("person map", fontsize=7)
-    fig.suptitle(title, y=1.0)
+    fig.suptitle(f"{title}\nperson maps: {PANEL_SCALING}", y=1.0)
     fig.tight_layout()
+    relevance_colourbar(fig, shown, cax=axes[1, 1].inset_axes([0.2, 0.05, 0.1, 0.9]),  # in the empty cell below
+                        label="relevance (min-max)")
     return fig
 
 
@@ -213,16 +282,13 @@ def transfer_masks(masks: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]
 
 def transfer_heatmaps(grids: Mapping[str, pd.DataFrame], models: list[str], title: str) -> plt.Figure:
     """One heatmap per measure {title: generation x evaluation grid} (the last rows: random floor, ...);
-    the diagonal (white-box) framed in cyan. Rates share a scale up to 1; a drop has its own."""
+    the diagonal (white-box) framed in cyan; each colour scale fitted to its grid's values (:func:`heatmap`)."""
     from matplotlib.patches import Rectangle
 
     n_rows = max(len(g) for g in grids.values())
-    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 0.55 * n_rows + 2.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.6 * len(grids), 0.55 * n_rows + 2.2), squeeze=False)
     for ax, (name, grid) in zip(axes[0], grids.items()):
-        rate = "drop" not in name
-        sns.heatmap(grid.astype(float), annot=True, fmt=".3f", cmap="rocket" if rate else "rocket_r", cbar=True,
-                    ax=ax, annot_kws={"size": 8}, vmin=max(0.0, float(grid.min().min()) - 0.05) if rate else None,
-                    vmax=1 if rate else None)
+        heatmap(ax, grid, name, cmap="rocket_r" if "drop" in name else "rocket", annot_kws={"size": 8})
         for i in range(len(models)):
             ax.add_patch(Rectangle((i, i), 1, 1, fill=False, edgecolor="cyan", lw=2.5))
         ax.axhline(len(models), color="white", lw=3)
@@ -232,53 +298,78 @@ def transfer_heatmaps(grids: Mapping[str, pd.DataFrame], models: list[str], titl
     return fig
 
 
-def technique_bars(table: pd.DataFrame, datasets: list[str], models: list[str], labels: Mapping[str, str],
-                   title: str, mean: str = "mean", floor: str = "random", subset: str = "rise subset") -> plt.Figure:
-    """Per data set (columns) the recognition rate and balanced accuracy (rows) of every technique: bars the
-    ``mean`` rows (the ``floor`` grey, ``subset`` rows hatched), dots each model, the clean rate dashed."""
-    n_tech = table.technique.nunique()
-    fig, axes = plt.subplots(2, len(datasets), figsize=(1.0 * n_tech * len(datasets) + 1.5, 6.4), squeeze=False)
+def floor_difference_plot(diffs: pd.DataFrame, labels: Mapping[str, str], title: str,
+                          order: list[str] | None = None, measure: str = "recognition_rate") -> plt.Figure:
+    """Forest plot of each technique's ``measure`` minus the random floor (:func:`facexai.floor_differences.
+    floor_differences` rows): one panel per data set, a row per technique (top to bottom in ``order``), a dot and
+    95% interval per model; 0 = as good as random pixels (dotted), left of it (a lower rate) = the technique's
+    pixels matter more."""
+    d = diffs[diffs.measure == measure]
+    datasets = list(dict.fromkeys(d.dataset))
+    models = list(dict.fromkeys(d.model))
+    techniques = [t for t in order if t in set(d.technique)] if order else list(dict.fromkeys(d.technique))
     palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
-    for c, dname in enumerate(datasets):
-        d = table[table.dataset == dname]
-        order = list(dict.fromkeys(d.technique))
-        means = d[d.model == mean].set_index("technique")
-        for r, (col, ylabel) in enumerate([("recognition_rate", "recognition rate"),
-                                           ("balanced_accuracy", "balanced accuracy")]):
-            ax = axes[r, c]
-            for x, t in enumerate(order):
-                ax.bar(x, means[col].get(t, np.nan), color=RANDOM_COLOUR if t == floor else CRITICAL_COLOUR,
-                       alpha=0.75, hatch="//" if means.subset.get(t) == subset else "", edgecolor="k", lw=0.5)
-            for name in models:
-                per = d[d.model == name].set_index("technique")[col].reindex(order)
-                ax.plot(range(len(order)), per, "o", color=palette[name], label=name, ms=5)
-            if col == "recognition_rate":
-                ax.axhline(means.clean_recognition_rate.mean(), ls="--", color="k", lw=1, label="clean")
-            ax.set_xticks(range(len(order)), [labels[t] for t in order], rotation=35, ha="right")
-            ax.set(ylim=(0, 1.05), ylabel=ylabel if c == 0 else "", title=dname if r == 0 else "")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
+    offsets = dict(zip(models, np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else [0.0]))
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(4.6 * max(1, len(datasets)) + 2.4,
+                                                                0.55 * len(techniques) + 1.8),
+                             squeeze=False, sharey=True)
+    y_of = {t: i for i, t in enumerate(techniques[::-1])}
+    for ax, dname in zip(axes[0], datasets):
+        part = d[d.dataset == dname]
+        for name in models:
+            m = part[part.model == name]
+            y = np.array([y_of[t] for t in m.technique]) + offsets[name]
+            err = np.clip([m.difference - m.ci_lo, m.ci_hi - m.difference], 0, None)
+            ax.errorbar(m.difference, y, xerr=err, fmt="o", color=palette[name], ms=5, capsize=2, label=name)
+        ax.axvline(0, ls=":", color=RANDOM_COLOUR, lw=1.5, label="random floor")
+        ax.set_yticks(list(y_of.values()), [labels.get(t, t) for t in y_of])
+        ax.set(title=dname, xlabel=f"{measure.replace('_', ' ')} minus random floor")
+    axes[0, -1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+def wilson_interval(rate: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score 95% interval of proportions ``rate`` out of ``n`` trials (element-wise; NaN where n = 0)."""
+    rate, n = np.asarray(rate, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
 def sweep_lines(d: pd.DataFrame, panel: str, labels: Mapping[str, str], title: str) -> plt.Figure | None:
     """Recognition rate (top) and cosine drop (bottom) along a sweep's ``x`` labels: one panel per ``panel``
-    value, a line per technique (and model); None when ``d`` is empty."""
+    value, a line per technique (and model); None when ``d`` is empty.
+
+    The rate carries a 95% Wilson interval with n = the held-out images (conservative: an image's genuine
+    pairs are counted as one trial); the drop its interval when ``d`` has ``ci_lo`` / ``ci_hi``.
+    """
     if d.empty:
         return None
     panels = list(dict.fromkeys(d[panel]))
     fig, axes = plt.subplots(2, len(panels), figsize=(max(5.0, 0.6 * d.x.nunique() + 2.5) * len(panels), 5.8),
                              squeeze=False, sharey="row")
     for c, value in enumerate(panels):
-        for (tech, name), g in d[d[panel] == value].groupby(["technique", "model"], sort=False):
-            for r, col in enumerate(["recognition_rate", "mean_drop"]):
-                axes[r, c].plot(g.x, g[col], "o-", label=labels[tech] + ("" if panel == "model" else f" / {name}"))
-        axes[0, c].set(title=str(value), ylim=(0, 1.05))
+        part = d[d[panel] == value]
+        order = list(dict.fromkeys(part.x))
+        groups = list(part.groupby(["technique", "model"], sort=False))
+        shifts = np.linspace(-0.12, 0.12, len(groups)) if len(groups) > 1 else [0.0]
+        for shift, ((tech, name), g) in zip(shifts, groups):
+            x = np.array([order.index(v) for v in g.x]) + shift
+            label = labels[tech] + ("" if panel == "model" else f" / {name}")
+            lo, hi = wilson_interval(g.recognition_rate, g.n_images)
+            axes[0, c].errorbar(x, g.recognition_rate, yerr=[g.recognition_rate - lo, hi - g.recognition_rate],
+                                fmt="o-", capsize=2, label=label)
+            drop_err = [g.mean_drop - g.ci_lo, g.ci_hi - g.mean_drop] if {"ci_lo", "ci_hi"} <= set(g) else None
+            axes[1, c].errorbar(x, g.mean_drop, yerr=drop_err, fmt="o-", capsize=2, label=label)
+        axes[1, c].set_xticks(range(len(order)), order)
+        axes[0, c].set(title=str(value))
         axes[1, c].tick_params(axis="x", rotation=35)
         axes[0, c].tick_params(axis="x", labelbottom=False)
-    axes[0, 0].set_ylabel("recognition rate")
-    axes[1, 0].set_ylabel("cosine drop")
+    axes[0, 0].set_ylabel("recognition rate\n(95% Wilson interval)")
+    axes[1, 0].set_ylabel("cosine drop\n(95% interval)" if {"ci_lo", "ci_hi"} <= set(d) else "cosine drop (mean)")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

@@ -1,0 +1,117 @@
+"""facexai.plots: figures that show the claim (issue 13, item 5): size cap, colour scales, intervals."""
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import scipy.stats  # noqa: E402
+
+from facexai import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    plots.use_style()
+    yield
+    plt.close("all")
+
+
+def noisy_grid(rows: int, cols: int, size: int = 112) -> plt.Figure:
+    """A layer grid of noise maps over noise crops: the worst case for PNG compression."""
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(cols)]
+    maps = rng.random((rows, cols, size, size))
+    return plots.map_grid(crops, maps, [f"layer {r}" for r in range(rows)], [f"person {c}" for c in range(cols)])
+
+
+def test_a_large_grid_saves_under_one_megabyte(tmp_path, caplog):
+    fig = noisy_grid(11, 6)  # notebook 03's layer grid: 10 layers and the overall map of 6 people (was 2-4.5 MB)
+    with caplog.at_level(logging.INFO, logger="facexai.plots"):
+        png, pdf = plots.save_figure(fig, tmp_path / "grid")
+    assert png.stat().st_size <= plots.MAX_PNG_BYTES, f"{png.stat().st_size / 1e6:.2f} MB"
+    assert pdf.is_file() and pdf.stat().st_size > 0
+    assert "to stay under" in caplog.text  # the lowered resolution is logged
+
+
+def test_the_cap_is_what_lowers_the_resolution(tmp_path):
+    fig = noisy_grid(3, 3, size=256)  # maps larger than their panels: fewer pixels, fewer bytes
+    big, _ = plots.save_figure(fig, tmp_path / "big", max_bytes=10**9)
+    small, _ = plots.save_figure(fig, tmp_path / "small", max_bytes=big.stat().st_size // 2)
+    assert small.stat().st_size <= big.stat().st_size // 2
+    assert plt.imread(small).shape[0] < plt.imread(big).shape[0]
+
+
+def test_overlay_is_min_max_scaled_in_a_perceptually_uniform_map():
+    fig, ax = plt.subplots()
+    saliency = np.linspace(5.0, 7.0, 64).reshape(8, 8)
+    shown = plots.overlay(ax, np.zeros((8, 8, 3), np.uint8), saliency)
+    data = shown.get_array()
+    assert data.min() == 0 and data.max() == 1  # min-max, not divided by the maximum
+    assert shown.get_cmap().name == plots.SALIENCY_CMAP in {"viridis", "inferno", "magma", "cividis", "plasma"}
+    flat = plots.overlay(ax, np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 3.0))
+    assert np.all(flat.get_array() == 0)  # a constant map: no division by zero
+
+
+def test_map_grid_has_one_colourbar_and_states_the_scaling():
+    fig = noisy_grid(2, 3, size=16)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and plots.PANEL_SCALING in bars[0].get_ylabel()
+    assert plots.PANEL_SCALING in fig._suptitle.get_text()
+
+
+def test_heatmap_scale_is_fitted_to_the_data_and_printed():
+    grid = pd.DataFrame([[0.80, 0.85], [0.90, np.nan]], index=["a", "b"], columns=["x", "y"])
+    fig, ax = plt.subplots()
+    plots.heatmap(ax, grid, "BC")
+    mesh = ax.collections[0]
+    assert mesh.norm.vmin == pytest.approx(0.80) and mesh.norm.vmax == pytest.approx(0.90)
+    bar = [a for a in fig.axes if a is not ax][0]
+    assert "0.800 to 0.900" in bar.get_ylabel()
+
+
+def test_transfer_heatmaps_fit_each_measure():
+    rates = pd.DataFrame([[0.96, 0.99], [0.98, 0.97], [0.995, 0.999]], index=["A", "B", "random"], columns=["A", "B"])
+    drops = rates * 0.1
+    fig = plots.transfer_heatmaps({"recognition rate": rates, "cosine drop": drops}, ["A", "B"], "t")
+    meshes = [ax.collections[0] for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [(m.norm.vmin, m.norm.vmax) for m in meshes] == [pytest.approx((0.96, 0.999)),
+                                                            pytest.approx((0.096, 0.0999))]
+
+
+def test_wilson_interval_matches_scipy():
+    for k, n in [(0, 6), (5, 6), (6, 6), (37, 60), (999, 1000)]:
+        ref = scipy.stats.binomtest(k, n).proportion_ci(method="wilson")
+        lo, hi = plots.wilson_interval(np.array([k / n]), np.array([n]))
+        assert lo[0] == pytest.approx(ref.low, abs=1e-9) and hi[0] == pytest.approx(ref.high, abs=1e-9)
+
+
+def test_floor_difference_plot_draws_each_models_interval():
+    rows = []
+    for model, shift in [("SFACE", 0.0), ("DLIB", -0.1)]:
+        for tech, diff in [("leam", -0.2), ("gradcam", 0.01)]:
+            rows.append({"dataset": "LFW", "model": model, "technique": tech, "measure": "recognition_rate",
+                         "difference": diff + shift, "ci_lo": diff + shift - 0.05, "ci_hi": diff + shift + 0.04})
+    d = pd.DataFrame(rows)
+    fig = plots.floor_difference_plot(d, {"leam": "LEAM", "gradcam": "Grad-CAM"}, "t")
+    ax = fig.axes[0]
+    xs = sorted(x for line in ax.lines if line.get_marker() == "o" for x in line.get_xdata())
+    assert xs == pytest.approx(sorted(d.difference))
+    assert ax.get_xlim()[0] < -0.35 and ax.get_xlim()[1] > 0.05  # the intervals and the floor at 0 are in view
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Grad-CAM", "LEAM"]
+
+
+def test_sweep_lines_carry_intervals():
+    d = pd.DataFrame({"technique": ["gradcam"] * 3, "model": ["DLIB"] * 3, "x": ["a", "b", "c"],
+                      "recognition_rate": [1.0, 0.9, 0.5], "mean_drop": [0.01, 0.02, 0.05], "n_images": [6, 6, 6]})
+    fig = plots.sweep_lines(d, "model", {"gradcam": "Grad-CAM"}, "t")
+    top = fig.axes[0]
+    bars = [c for c in top.collections if isinstance(c, matplotlib.collections.LineCollection)]
+    segments = bars[0].get_segments()
+    lo, hi = plots.wilson_interval(d.recognition_rate, d.n_images)
+    assert [s[:, 1].min() for s in segments] == pytest.approx(lo)
+    assert [s[:, 1].max() for s in segments] == pytest.approx(hi)
+    assert plots.sweep_lines(d.iloc[:0], "model", {}, "t") is None
