@@ -53,6 +53,8 @@ def test_every_declared_cell_is_reported(summary):
     factors = acc.definition.map(protocol.parse_definition).apply(pd.Series)
     assert set(factors["measure"]) == set(grid.measures) and set(factors["sample"]) == set(grid.samples)
     assert (factors.groupby("sample").size() == probe + both).all()
+    probes = acc[factors["measure"] == "rank1"].groupby(factors["sample"]).n.unique()  # rank-1: one unit per probe
+    assert list(probes["in_sample"]) == [probes["held_out"][0] * grid.in_sample_probes]  # one held out per person
     diff = summary[(summary.claim == "table1_in_sample_minus_held_out") & (summary.model == "DLIB")]
     assert len(diff) == probe + both  # one paired difference per definition
 
