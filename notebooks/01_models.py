@@ -36,7 +36,7 @@ figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figur
 # %%
 from IPython.display import Markdown, display
 
-from facexai import plots, profiles, study, verification
+from facexai import feasibility, plots, profiles, study, verification
 from facexai.models import load_model
 from facexai.models.registry import registry_table
 
@@ -45,6 +45,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check("01_models", st.images, cfg)
 
 # %% [markdown]
 # ## The registry

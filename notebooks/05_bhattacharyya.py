@@ -57,7 +57,7 @@ n_boot = 2000  # bootstrap resamples for the 95% CIs
 import numpy as np
 from IPython.display import Markdown, display
 
-from facexai import align, bhattacharyya, claims, plots, profiles, saliency, study
+from facexai import align, bhattacharyya, claims, feasibility, plots, profiles, saliency, study
 from facexai.models import load_model
 
 plots.use_style()
@@ -65,6 +65,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check("05_bhattacharyya", st.images, cfg)
 if common_geometry not in align.GEOMETRIES:
     raise ValueError(f"unknown common_geometry {common_geometry!r}; valid: {sorted(align.GEOMETRIES)}")
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {cfg.models}")
@@ -179,9 +180,10 @@ example = int(np.random.default_rng(cfg.seed).integers(len(ids)))
 crop, _ = study.crops(cfg, [st.images_of(ids[example])[0]], common_geometry)
 fig, axes = plots.plt.subplots(1, len(cfg.models), figsize=(2.4 * len(cfg.models), 2.8), squeeze=False)
 for ax, name in zip(axes[0], cfg.models):
-    plots.overlay(ax, crop[0], person_maps[name].overall()[example], title=name)
+    shown = plots.overlay(ax, crop[0], person_maps[name].overall()[example], title=name)
 fig.suptitle(f"{ids[example].replace('_', ' ')}: overall person maps in {common_geometry}")
 fig.tight_layout()
+plots.relevance_colourbar(fig, shown, axes)
 plots.save_figure(fig, cfg.out("05_bhattacharyya", "cross_model_example"))
 
 # %% [markdown]

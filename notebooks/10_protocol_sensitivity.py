@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import (map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol, protocol_plots,
-                     study)
+from facexai import (feasibility, map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol,
+                     protocol_plots, study)
 from facexai.models import load_model
 
 plots.use_style()
@@ -61,6 +61,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
+feasibility.check("10_protocol_sensitivity", st.images, cfg)
 grid = protocol.grid(cfg.profile)
 NB = "10_protocol_sensitivity"
 zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in cfg.models}
