@@ -8,16 +8,21 @@ Modules, one job each, in the order the data flows:
   (operating points), ``metrics``.
 - explanations: ``explain`` (LEAM, the Grad-CAM family, the RISE family, targets),
   ``techniques`` (the registry of techniques and their settings), ``saliency`` (cached image maps),
-  ``person_maps`` (one map per individual), ``lattice`` (the stride artefact).
+  ``person_maps`` (one map per individual, in any crop geometry,
+  including notebook 05's cross-model maps), ``channel_patterns`` (channel-level activation patterns),
+  ``lattice`` (the stride artefact).
 - analyses: ``parsing`` / ``parsing_bisenet`` and ``regions`` (region shares), ``bhattacharyya``
   and ``layer_similarity`` (BC of maps), ``occlusion`` (masks and fills), ``occlusion_protocol`` /
   ``occlusion_runner`` / ``occlusion_summary`` (validation and transfer), ``controls`` (control
-  masks), ``generalizability`` (technique comparison), ``sanity`` and ``faithfulness`` (sanity
-  checks), ``map_definitions`` / ``occlusion_sweep`` / ``protocol`` (the declared protocol sweep).
+  masks), ``generalizability`` (technique comparison), ``floor_differences`` (technique minus
+  random floor with paired intervals), ``sanity`` and ``faithfulness`` (sanity
+  checks), ``map_definitions`` / ``occlusion_sweep`` / ``protocol`` / ``protocol_plots`` (the declared
+  protocol sweep), ``feasibility`` (what each notebook needs of the selection, and which setting to change).
 - the ledger: ``published`` (the works' numbers), ``claims`` (rules and verdicts), ``runstamp``
   (which run made a table).
 - running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``),
-  ``provenance`` (the run manifest), ``cache`` (verified, atomic, content-addressed store),
+  ``provenance`` (the run manifest), ``passes`` (face-model pass counts and their floor),
+  ``executor`` (where cache shards run: in-process, a Dask LocalCluster or a cluster), ``cache`` (verified, atomic, content-addressed store),
   ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch).
 """
 from facexai.tv_compat import ensure_torchvision
