@@ -2,7 +2,10 @@
 worker leaves no partial shard, a worker that cannot see the cache root is named, the CLI forwards it."""
 from __future__ import annotations
 
+import io
 import os
+import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -185,3 +188,36 @@ def test_a_worker_that_cannot_see_the_cache_is_named(cluster, tmp_path, monkeypa
         for worker, cwd in before.items():
             cluster.run(os.chdir, cwd, workers=[worker])
     assert not list((tmp_path / "a" / "cache").iterdir())  # the probe files are removed
+
+
+def test_smoke_notebooks_through_a_local_cluster(smoke_run, tmp_path):
+    """./run_all.sh --scheduler local:2 on notebooks 00, 01, 03 writes the tables of the in-process smoke run.
+
+    Equal as tables: every non-float cell exactly, floats to 1e-6 relative (torch's 1-thread workers
+    round sums differently from the 2-thread in-process kernel; see the ``in_process`` fixture).
+    """
+    import json
+    import subprocess
+
+    repo = profiles.REPO_ROOT
+    run = "smoke-dask-test"
+    for folder in (repo / "figures" / run, repo / "outputs" / run):
+        shutil.rmtree(folder, ignore_errors=True)
+    res = subprocess.run([sys.executable, "-P", "-m", "facexai.cli", "--profile", "smoke", "--only", "00,01,03",
+                          "--run-name", run, "--cache-dir", str(tmp_path), "--scheduler", "local:2", "--no-html"],
+                         cwd=repo, capture_output=True, text=True, timeout=1500)
+    assert res.returncode == 0, f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert "Dask LocalCluster: 2 workers (1 thread each)" in res.stdout
+    logs = repo / "outputs" / run / "notebooks"
+    for nb, bar in (("00_data", "align"), ("03_leam_layers", "leam maps SFACE")):  # one bar of finished shards
+        assert re.search(rf"{bar}: 100%.{{0,40}}\d+/\d+ \[[^\]]*shard", (logs / f"{nb}.log").read_text()), nb
+    manifest = json.loads((repo / "figures" / run / "manifest.json").read_text())
+    assert manifest["options"]["scheduler"] == "local:2"
+    reference = smoke_run[1]
+    tables = sorted(p.relative_to(reference) for nb in ("00_data", "01_models", "03_leam_layers")
+                    for p in (reference / nb).glob("*.csv"))
+    assert len(tables) >= 8
+    for table in tables:
+        ours = pd.read_csv(io.StringIO((repo / "figures" / run / table).read_text().replace(run, "smoke-test")))
+        pd.testing.assert_frame_equal(ours, pd.read_csv(reference / table), check_exact=False, rtol=1e-6,
+                                      obj=str(table))

@@ -116,6 +116,7 @@ class Distributed:
 
     def __init__(self, client: Any, name: str, cluster: Any = None):
         self.client, self.name, self.cluster = client, name, cluster
+        self.visible: set[Path] = set()  # cache roots every worker was shown to see
 
     def sharded_array(self, folder: Path, n: int, shard: int, compute: Callable[[int, int], np.ndarray],
                       progress: Callable[[range], Any], job: Callable[[int, int], Callable[[], Any]] | None,
@@ -173,17 +174,18 @@ def use(scheduler: str, cache_root: Path | str | None = None) -> InProcess | Dis
     """Make ``scheduler`` ("", "local:N" or an address) the current executor; connect once, check the cache.
 
     Called by :func:`facexai.profiles.resolve`; a second call with the same scheduler reuses the
-    connection (the workers keep their loaded models).
+    connection (the workers keep their loaded models) and checks a cache root not checked before.
     """
     global _current
     scheduler = check_scheduler(scheduler)
-    if scheduler == ("" if not _current.distributed else _current.name):
-        return _current
-    if _current.distributed:
-        _current.close()
-    _current = InProcess() if not scheduler else connect(scheduler)
-    if _current.distributed:
-        check_cache_visible(_current.client, cache.cache_dir(cache_root))
+    if scheduler != ("" if not _current.distributed else _current.name):
+        if _current.distributed:
+            _current.close()
+        _current = InProcess() if not scheduler else connect(scheduler)
+    root = cache.cache_dir(cache_root)
+    if _current.distributed and root not in _current.visible:
+        check_cache_visible(_current.client, root)
+        _current.visible.add(root)
     return _current
 
 
