@@ -106,7 +106,7 @@ def main() -> None:
 
     med = {s: statistics.median(v) for s, v in times.items()}
     rate = args.images / med["in-process, 1 thread"]  # img/s of one 1-thread worker's worth of compute
-    overhead = med["1 worker"] - args.images / rate
+    overhead = max(0.0, med["1 worker"] - args.images / rate)  # 0 when 1 worker was not slower (spread)
     predicted = args.images / (2 * rate) + overhead
     lines = [
         f"# Dask executor benchmark ({args.model} LEAM maps, {args.images} images, every named layer)",

@@ -106,6 +106,11 @@ def test_scheduler_values():
     assert {p["scheduler"] for p in plan.parameters.values()} == {"local:2"}
 
 
+def test_local_workers_keep_glibc_dynamic_mmap_threshold(cluster):
+    """Workers start with MALLOC_MMAP_THRESHOLD_ (Dask's MALLOC_TRIM_THRESHOLD_ alone made LEAM 1.5x slower)."""
+    assert set(cluster.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_").values()) == {str(executor.MMAP_THRESHOLD)}
+
+
 def test_in_process_keeps_the_cache_files(in_process):
     """The in-process path writes the files the code before the executor wrote, under the same names."""
     root, (emb, maps) = in_process

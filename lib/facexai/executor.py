@@ -211,12 +211,20 @@ def connect(scheduler: str) -> Distributed:
     return Distributed(Client(cluster), scheduler, cluster)
 
 
+#: glibc's largest dynamic mmap threshold. Dask starts workers with MALLOC_TRIM_THRESHOLD_ set, which
+#: turns glibc's dynamic threshold off: every large tensor is then mmapped and page-faulted afresh,
+#: and LEAM took 1.5x the CPU time of the same shard in-process (benchmarks/results_executor.md).
+MMAP_THRESHOLD = 32 * 2**20
+
+
 def start_local(workers: int) -> Any:
     """A LocalCluster on this machine: ``workers`` processes with one thread each, no dashboard."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                        silence_logs=logging.ERROR, env={"TQDM_DISABLE": "1"})  # progress: one bar, here
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR, env={"TQDM_DISABLE": "1"})  # progress: one bar, here
 
 
 def _probe(path: str, token: str, dask_worker: Any = None) -> str:
