@@ -25,6 +25,7 @@ on_missing = ""  # pairs naming missing or unreadable images: "raise" or "skip";
 models = ""  # comma-separated model names; empty: the profile's
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -58,7 +59,7 @@ from facexai import data, feasibility, plots, profiles, study
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, on_missing=on_missing, models=models,
-                       device=device, cache_root=cache_root, seed=seed, run_name=run_name,
+                       device=device, cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 print(cfg)
 

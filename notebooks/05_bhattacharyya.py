@@ -23,6 +23,7 @@ pairs = ""
 models = ""
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -62,7 +63,7 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 feasibility.check("05_bhattacharyya", st.images, cfg)

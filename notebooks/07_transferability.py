@@ -24,6 +24,7 @@ pairs = ""
 models = ""
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -67,7 +68,7 @@ from facexai.models import load_model
 
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, occlusion_n_eval=n_eval,
                        occlusion_seeds=n_random_seeds)
 method = profiles.method(cam_layer=cam_layer, fill=fill, q=q)

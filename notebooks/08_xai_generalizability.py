@@ -23,6 +23,7 @@ pairs = ""
 models = ""
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -93,7 +94,7 @@ from facexai.models import load_model
 plots.use_style()
 started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, xai_models=xai_models,
                        occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds)
 method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)

@@ -30,6 +30,7 @@ pairs = ""
 models = ""
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -75,7 +76,7 @@ from facexai.models import load_model
 plots.use_style()
 started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, sanity_models=sanity_models,
                        sanity_images=n_images, sanity_stages=n_stages, sanity_rise_masks=rise_masks,
                        sanity_steps=n_steps, sanity_lattice_people=lattice_people)

@@ -40,6 +40,7 @@ pairs = ""
 models = ""
 device = "cpu"
 cache_root = ""
+scheduler = ""  # where cached shards run: "" in-process, local:N (Dask workers here), tcp://host:8786
 seed = 0
 run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
@@ -54,7 +55,7 @@ from facexai import claims, feasibility, plots, profiles, study
 NB = "11_claims"
 plots.use_style()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
-                       cache_root=cache_root, seed=seed, run_name=run_name,
+                       cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 feasibility.check(NB, st.images, cfg)

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from facexai import executor
 from facexai.cache import cache_dir as default_cache_dir
 from facexai.cache import file_sha256, key, read_npz, save_npz
 from facexai.data import load_image
@@ -377,6 +378,35 @@ def crop_key(sha256: str, geometry: str) -> str:
     return f"{sha256}:{geometry}-{geometry_key(geometry)}"
 
 
+def _crop_file(root: Path, key_: str) -> Path | None:
+    """The aligned-crop cache file a :func:`crop_key` names, or None when the key names no crop."""
+    sha, _, rest = key_.partition(":")
+    name = rest.rsplit("-", 1)[0]
+    if name not in GEOMETRIES or crop_key(sha, name) != key_:
+        return None
+    return _shard(_geometry_dir(root, GEOMETRIES[name]), sha)
+
+
+def cached_crop_keys(keys: Sequence[str], cache_dir: str | os.PathLike | None = None) -> bool:
+    """Are all ``keys`` crop keys whose crops are in the aligned-crop cache (so a worker can read them)?"""
+    root = default_cache_dir(cache_dir)
+    files = [_crop_file(root, k) for k in keys]
+    return all(f is not None and f.is_file() for f in files)
+
+
+def cached_crops(keys: Sequence[str], cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """The aligned uint8 crops (N, S, S, 3) named by ``keys`` (:func:`crop_key`), read from the cache."""
+    root = default_cache_dir(cache_dir)
+    crops = []
+    for k in keys:
+        path = _crop_file(root, k)
+        entry = read_npz(path, _CROP_ARRAYS) if path is not None else None
+        if entry is None:
+            raise FileNotFoundError(f"no cached crop for key {k} under {root} (align the image first)")
+        crops.append(entry["crop"])
+    return np.stack(crops)
+
+
 def _geometry_dir(root: Path, geo: Geometry) -> Path:
     """Cache folder of one geometry; its name carries a hash of the definition, so edits invalidate it."""
     return root / "aligned" / f"{geo.name}-{geometry_key(geo)[:8]}"
@@ -443,13 +473,14 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
                                                  and len(entries[p]) < len(geos))]
     todo.sort(key=_image_size)  # equal sizes end up in the same MTCNN batch
     sizes = {p: max(1, int(np.prod(_image_size(p)))) for p in todo}
+    ex = executor.current()
+    if ex.distributed and todo:  # each in-process batch becomes a task; then read everything back here
+        ex.run([functools.partial(_align_batch, [str(p) for p in chunk], list(geometries), str(root), device,
+                                  batch_size) for chunk in _batches(todo, sizes, batch_size)], desc="align")
+        with executor.in_process():
+            return align_paths(paths, geometries, root, device, batch_size)
     with tqdm(total=len(todo), desc="align", unit="img", disable=not todo) as bar:
-        chunk: list[Path] = []
-        for p in [*todo, None]:
-            if p is not None and (not chunk or (len(chunk) < batch_size
-                                                and sum(sizes[q] for q in chunk) + sizes[p] <= LOAD_PIXELS)):
-                chunk.append(p)
-                continue
+        for chunk in _batches(todo, sizes, batch_size):
             images = {}
             for q in chunk:
                 try:
@@ -458,7 +489,6 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
                     failed[q] = str(err)
             _detect_and_crop(images, shas, det_root, geos, geo_roots, device, dets, entries)
             bar.update(len(chunk))
-            chunk = [p] if p is not None else []
     kept, rows = [], []
     for p in shas:
         if p in failed:
@@ -489,6 +519,23 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
         np.array([int(d["n_faces"]) for d in rows], np.int64),
         np.array([int(d["index"]) for d in rows], np.int64),
         np.array([float(d["prob"]) for d in rows], np.float32))
+
+
+def _batches(todo: list[Path], sizes: dict[Path, int], batch_size: int) -> list[list[Path]]:
+    """Consecutive batches of ``todo``: at most ``batch_size`` images and :data:`LOAD_PIXELS` pixels each
+    (a larger image alone). The same batches in-process and on Dask workers: MTCNN sees the same inputs."""
+    batches: list[list[Path]] = []
+    for p in todo:
+        if batches and len(batches[-1]) < batch_size and sum(sizes[q] for q in batches[-1]) + sizes[p] <= LOAD_PIXELS:
+            batches[-1].append(p)
+        else:
+            batches.append([p])
+    return batches
+
+
+def _align_batch(paths: list[str], geometries: list[str], cache_dir: str, device: str, batch_size: int) -> None:
+    """On a Dask worker: align one batch into the shared cache (:func:`align_paths` in that process)."""
+    align_paths(paths, geometries, cache_dir, device, batch_size)
 
 
 def _detect_and_crop(images: dict[Path, np.ndarray], shas: dict[Path, str], det_root: Path,

@@ -149,6 +149,37 @@ def save_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
 
 
+def shard_path(folder: str | os.PathLike, start: int, stop: int) -> Path:
+    """The file of rows ``start:stop`` of a sharded array (the row range is part of the name)."""
+    return Path(folder) / f"rows{start:08d}-{stop:08d}.npz"
+
+
+def read_shard(folder: str | os.PathLike, start: int, stop: int) -> np.ndarray | None:
+    """Rows ``start:stop`` from their shard file, or None when absent, damaged or mis-sized (then recompute)."""
+    path = shard_path(folder, start, stop)
+    entry = read_npz(path, ["rows"])
+    if entry is not None and len(entry["rows"]) != stop - start:
+        log.warning("corrupt cache file %s: %d rows instead of %d: recomputing", path, len(entry["rows"]),
+                    stop - start)
+        entry = None
+    return None if entry is None else entry["rows"]
+
+
+def write_shard(folder: str | os.PathLike, start: int, stop: int, rows: Any) -> np.ndarray:
+    """Check that ``rows`` holds rows ``start:stop`` and write their shard file atomically."""
+    part = np.asarray(rows)
+    if len(part) != stop - start:
+        raise ValueError(f"compute({start}, {stop}) returned {len(part)} rows instead of {stop - start}")
+    save_npz(shard_path(folder, start, stop), rows=part)
+    return part
+
+
+def missing_shards(folder: str | os.PathLike, n: int, shard: int) -> list[tuple[int, int]]:
+    """The row ranges of a sharded array that have no shard file yet (a damaged file is found when read)."""
+    ranges = [(start, min(start + shard, n)) for start in range(0, n, shard)]
+    return [(a, b) for a, b in ranges if not shard_path(folder, a, b).is_file()]
+
+
 def sharded_array(folder: str | os.PathLike, n: int, shard: int, compute: Callable[[int, int], np.ndarray],
                   progress: Callable[[range], Any] = iter) -> np.ndarray:
     """Rows ``0..n`` of an array computed in shards of ``shard`` rows, each cached as a CRC-checked ``.npz``.
@@ -158,22 +189,9 @@ def sharded_array(folder: str | os.PathLike, n: int, shard: int, compute: Callab
     (the layout is part of the key) and must hold exactly those rows: a damaged or mis-sized shard
     is recomputed, so the result always has ``n`` rows. ``progress`` may wrap the shard range (tqdm).
     """
-    folder = Path(folder)
     parts = []
     for start in progress(range(0, n, shard)):
         stop = min(start + shard, n)
-        path = folder / f"rows{start:08d}-{stop:08d}.npz"
-        entry = read_npz(path, ["rows"])
-        if entry is not None and len(entry["rows"]) != stop - start:
-            log.warning("corrupt cache file %s: %d rows instead of %d: recomputing", path, len(entry["rows"]),
-                        stop - start)
-            entry = None
-        if entry is not None:
-            parts.append(entry["rows"])
-            continue
-        part = np.asarray(compute(start, stop))
-        if len(part) != stop - start:
-            raise ValueError(f"compute({start}, {stop}) returned {len(part)} rows instead of {stop - start}")
-        save_npz(path, rows=part)
-        parts.append(part)
+        part = read_shard(folder, start, stop)
+        parts.append(part if part is not None else write_shard(folder, start, stop, compute(start, stop)))
     return np.concatenate(parts) if parts else np.zeros((0,))

@@ -25,7 +25,7 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 # Parameters the CLI sets itself (through its own options), passed to every notebook.
-COMMON = ("profile", "data_root", "pairs", "models", "device", "cache_root", "seed", "run_name")
+COMMON = ("profile", "data_root", "pairs", "models", "device", "cache_root", "scheduler", "seed", "run_name")
 # Settings that define the run's Config: they must reach every notebook, or notebooks disagree.
 RUN_WIDE = {"figures_dir": "--figures-dir", "n_identities": "--n-identities", "min_images": "--min-images"}
 OPTION_OF = {**{name: "--" + name.replace("_", "-") for name in COMMON}, "cache_root": "--cache-dir", **RUN_WIDE}
@@ -38,6 +38,8 @@ examples:
   ./run_all.sh --only 07 -p explainer gradcam++ --run-name quick-gradcampp
   ./run_all.sh --list                            # the notebooks and their parameters
   ./run_all.sh --profile paper --data-root /data/lfw-deepfunneled --pairs /data/pairs.txt --device cuda
+  ./run_all.sh --scheduler local:2               # shards on a 2-worker Dask LocalCluster on this machine
+  ./run_all.sh --scheduler tcp://host:8786       # shards on an existing Dask cluster (cache on a shared folder)
 
 Runs are named after the profile and the data set (quick, quick-faces, ...) unless --run-name is
 given. Figures and tables go to figures/<run>/ (HTML copies of the executed notebooks in
@@ -146,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--min-images", type=int, metavar="K", help="select only people with at least K images")
     data.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     data.add_argument("--seed", default="0", metavar="N", help="seed of every random choice (integer >= 0; default 0)")
+    data.add_argument("--scheduler", default="", metavar="WHERE",
+                      help="where cached shards run: empty (default) in this process, local:N on a Dask LocalCluster "
+                           "of N one-thread workers started for the run, or a Dask scheduler address tcp://host:8786")
     params = ap.add_argument_group("notebook parameters")
     params.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="set parameter NAME of every notebook that declares it (repeatable)")
@@ -300,6 +305,16 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_scheduler(scheduler: str) -> str:
+    """Empty (in-process), local:N or a Dask scheduler address (:func:`facexai.executor.check_scheduler`)."""
+    from facexai import executor
+
+    try:
+        return executor.check_scheduler(scheduler)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
+
+
 def check_seed(seed: str) -> int:
     """An integer numpy and torch both accept as a seed."""
     try:
@@ -370,6 +385,7 @@ def plan(args: argparse.Namespace, cwd: Path | None = None) -> RunPlan:
     everyone = discover()
     selected = select(everyone, args.only, args.start)
     device, seed, models = check_device(args.device), check_seed(args.seed), check_models(args.models)
+    scheduler = check_scheduler(args.scheduler)
     for option in ("n_identities", "min_images"):
         value = getattr(args, option)
         if value is not None and value < (2 if option == "min_images" else 1):
@@ -398,11 +414,12 @@ def plan(args: argparse.Namespace, cwd: Path | None = None) -> RunPlan:
     extra = forward(requested, run_wide, selected, everyone)
 
     common = {"profile": args.profile, "data_root": str(data_root or ""), "pairs": str(pairs or ""),
-              "models": models, "device": device, "cache_root": str(cache_dir or ""), "seed": seed,
-              "run_name": run_name}
+              "models": models, "device": device, "cache_root": str(cache_dir or ""), "scheduler": scheduler,
+              "seed": seed, "run_name": run_name}
     parameters = {nb.stem: {**common, **extra[nb.stem]} for nb in selected}
     options = {"profile": args.profile, "run_name": run_name, "data_root": data_root, "pairs": pairs,
-               "models": models, "device": device, "seed": seed, "n_identities": args.n_identities,
+               "models": models, "device": device, "scheduler": scheduler, "seed": seed,
+               "n_identities": args.n_identities,
                "min_images": args.min_images, "cache_dir": cache_dir, "figures_dir": figures_dir,
                "out": outputs_dir, "only": args.only, "from": args.start, "parameters": requested,
                "overwrite_committed": args.overwrite_committed}

@@ -1,13 +1,14 @@
 """Embeddings of aligned crops, batched, cached in resumable shards."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from facexai import cache
+from facexai import align, cache, executor
 from facexai.models.registry import FaceModel
 
 SHARD = 256  # images per cache shard: a killed run loses at most one shard of work
@@ -53,6 +54,28 @@ def cached_embed(model: FaceModel, crops: np.ndarray, keys: list[str], cache_roo
               / cache.key("crops", list(keys), SHARD))
     if not len(crops):
         return np.zeros((0, spec.embedding_dim), np.float32)
-    return cache.sharded_array(
+    ref = executor.ModelRef.of(model, cache_root)
+
+    def job(a: int, b: int) -> EmbedShard:
+        cached = align.cached_crop_keys(keys[a:b], ref.cache_root)  # read there, else shipped (e.g. occluded)
+        return EmbedShard(ref, batch_size, tuple(keys[a:b]) if cached else None, None if cached else crops[a:b])
+
+    return executor.current().sharded_array(
         folder, len(crops), SHARD, lambda a, b: embed(model, crops[a:b], batch_size, progress=False),
-        progress=lambda r: tqdm(r, desc=f"embeddings {spec.name}", disable=len(r) < 2))
+        progress=lambda r: tqdm(r, desc=f"embeddings {spec.name}", disable=len(r) < 2),
+        job=job if ref else None, desc=f"embeddings {spec.name}")
+
+
+@dataclass(frozen=True)
+class EmbedShard:
+    """One shard of :func:`cached_embed` for a Dask worker: the model by reference, the crops by their
+    cache keys (read from the shared aligned-crop cache) or, for crops made in memory, the crops."""
+
+    model: executor.ModelRef
+    batch_size: int
+    keys: tuple[str, ...] | None
+    crops: np.ndarray | None
+
+    def __call__(self) -> np.ndarray:
+        crops = self.crops if self.keys is None else align.cached_crops(self.keys, self.model.cache_root)
+        return embed(self.model.load(), crops, self.batch_size, progress=False)

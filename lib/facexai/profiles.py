@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from facexai import cache
+from facexai import cache, executor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
@@ -58,6 +58,7 @@ class Config:
     description: str = ""
     estimate: str = ""
     figures_root: Path | None = None  # the run's figures folder when not figures/<run_name> (--figures-dir)
+    scheduler: str = ""  # where cached shards run: "" in-process, "local:N" or "tcp://host:8786" (facexai.executor)
 
     @property
     def figures_dir(self) -> Path:
@@ -124,6 +125,7 @@ def resolve(profile: str = "quick", **overrides) -> Config:
         figures_root=figures_root,
         **{k: v for k, v in values.items() if k != "run_name"},
     )
+    executor.use(cfg.scheduler, cfg.cache_root)  # connects (once) and checks every worker sees the cache
     return replace(cfg, run_name=values.get("run_name") or profile)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from facexai import profiles, provenance
+from facexai import executor, profiles, provenance
 from facexai.cli import NOTEBOOKS_DIR, RunPlan
 
 KERNEL = "facexai"  # installed into the venv by tools/bootstrap.sh
@@ -31,7 +31,32 @@ def say(text: str, err: bool = False) -> None:
 
 
 def run(plan: RunPlan, argv: list[str]) -> int:
-    """Execute every notebook of ``plan`` in order: 0 when all succeed, 1 at the first failure."""
+    """Execute every notebook of ``plan`` in order: 0 when all succeed, 1 at the first failure.
+
+    ``--scheduler local:N`` starts one LocalCluster for the whole run and gives the notebooks its
+    address, so the workers keep their loaded models from one notebook to the next.
+    """
+    with shared_cluster(plan) as parameters:
+        return _run(plan, argv, parameters)
+
+
+@contextlib.contextmanager
+def shared_cluster(plan: RunPlan) -> Iterator[dict[str, dict]]:
+    """The notebooks' parameters, with a ``local:N`` scheduler replaced by the address of a cluster started here."""
+    scheduler = plan.options.get("scheduler", "")
+    match = executor.LOCAL.fullmatch(scheduler)
+    if not match:
+        yield plan.parameters
+        return
+    cluster = executor.start_local(int(match.group(1)))
+    say(f"Dask LocalCluster: {match.group(1)} workers (1 thread each) at {cluster.scheduler_address}")
+    try:
+        yield {stem: {**values, "scheduler": cluster.scheduler_address} for stem, values in plan.parameters.items()}
+    finally:
+        cluster.close()
+
+
+def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict]) -> int:
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -47,7 +72,7 @@ def run(plan: RunPlan, argv: list[str]) -> int:
         started, start, error = provenance.now(), time.monotonic(), None
         with open(log, "w") as fh, provenance.PeakMemory() as memory, logged_to(fh):
             try:
-                papermill.execute_notebook(jupytext.read(nb.source), str(executed), parameters=plan.parameters[nb.stem],
+                papermill.execute_notebook(jupytext.read(nb.source), str(executed), parameters=parameters[nb.stem],
                                            kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                            stdout_file=fh, stderr_file=fh)
             except PapermillExecutionError as exc:

@@ -18,9 +18,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from facexai import cache, embed, study, techniques
+from facexai import align, cache, embed, executor, study, techniques
 from facexai.explain import normalise_maps, person_target
 from facexai.explain.rise import RISEFamily
+from facexai.explain.targets import Target
 from facexai.models.registry import FaceModel
 from facexai.person_maps import PersonMaps
 from facexai.profiles import Config
@@ -128,28 +129,67 @@ def image_maps(cfg: Config, model: FaceModel, images: pd.DataFrame, *, explainer
     sizes = images.groupby("identity", sort=True).size().tolist()
     tgt = person_target(list(emb.split(sizes)), settings.target, settings.reference, 64.0, settings.margin)
     rows = select_rows(images, max_images or None, paths, cfg.seed)
-    device = next(model.parameters()).device
     planes = [t.name for t in techniques.family("rise")] if rise else [explainer]
     folder = cfg.cache_root / "maps" / model.spec.name / _cache_name(cfg, model, planes, names, settings, keys, rows)
+    ref = executor.ModelRef.of(model, cfg.cache_root)
 
     def compute(start: int, stop: int) -> np.ndarray:
-        runner = rise_runner(model, settings, cfg.seed) if rise else cam_runner(tech, model, names, settings)
-        step = stop - start if rise else settings.batch_size  # RISE batches the masked copies of each image instead
-        out = []
-        for s in range(start, stop, step):
-            idx = rows[s:min(s + step, stop)]
-            maps = runner(embed.to_tensor(crops[idx], device), tgt.select(torch.as_tensor(idx)))
-            out.append((rise_to_maps(maps) if rise else maps).cpu().numpy().astype(np.float16))
-        return np.concatenate(out)
+        idx = rows[start:stop]
+        return explain_rows(model, explainer, names, settings, cfg.seed, crops[idx], tgt.select(torch.as_tensor(idx)))
 
-    maps = cache.sharded_array(folder, len(rows), SHARD, compute,
-                               progress=lambda r: tqdm(r, desc=f"{'+'.join(planes)} maps {model.spec.name}",
-                                                       unit="shard"))
+    def job(start: int, stop: int) -> MapShard:
+        idx = rows[start:stop]
+        return MapShard(ref, explainer, tuple(names), settings, cfg.seed, tuple(keys[i] for i in idx),
+                        tgt.select(torch.as_tensor(idx)))
+
+    desc = f"{'+'.join(planes)} maps {model.spec.name}"
+    maps = executor.current().sharded_array(folder, len(rows), SHARD, compute,
+                                            progress=lambda r: tqdm(r, desc=desc, unit="shard"),
+                                            job=job if ref else None, desc=desc)
     if rise:
         plane = planes.index(explainer)
         maps = np.ascontiguousarray(maps[:, plane:plane + 1])
     return MapSet(model.spec.name, explainer, names, images.iloc[rows].reset_index(drop=True), maps,
                   model.spec.geometry)
+
+
+def explain_rows(model: FaceModel, explainer: str, layers: list[str], settings: CamSettings | RiseSettings,
+                 seed: int, crops: np.ndarray, target: Target) -> np.ndarray:
+    """float16 maps (N, P, H, W) of ``crops`` by technique ``explainer``, ``target`` one per crop: one cache shard.
+
+    The CAM family runs in batches of ``settings.batch_size``; the RISE family takes the shard at
+    once (it batches the masked copies of each image instead) and returns every RISE plane.
+    """
+    tech = techniques.get(explainer)
+    rise = tech.family == "rise"
+    runner = rise_runner(model, settings, seed) if rise else cam_runner(tech, model, layers, settings)
+    device = next(model.parameters()).device
+    step = len(crops) if rise else settings.batch_size
+    out = []
+    for s in range(0, len(crops), step):
+        batch = torch.arange(s, min(s + step, len(crops)))
+        maps = runner(embed.to_tensor(crops[s:s + step], device), target.select(batch))
+        out.append((rise_to_maps(maps) if rise else maps).cpu().numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class MapShard:
+    """One shard of :func:`image_maps` for a Dask worker: the model by reference, the crops by their cache
+    keys (read from the shared aligned-crop cache), the technique, its settings and the shard's targets."""
+
+    model: executor.ModelRef
+    explainer: str
+    layers: tuple[str, ...]
+    settings: CamSettings | RiseSettings
+    seed: int
+    keys: tuple[str, ...]
+    target: Target
+
+    def __call__(self) -> np.ndarray:
+        crops = align.cached_crops(self.keys, self.model.cache_root)
+        return explain_rows(self.model.load(), self.explainer, list(self.layers), self.settings, self.seed, crops,
+                            self.target)
 
 
 def _cache_name(cfg: Config, model: FaceModel, planes: list[str], layers: list[str],
