@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from facexai import channel_patterns as cp
+from facexai import embed, study
 from facexai.explain import LEAM
 
 
@@ -92,10 +93,10 @@ def test_patterns_are_cached_and_a_lost_layout_is_recovered(tmp_path, monkeypatc
     model.register_forward_hook(lambda _m, _i, out: calls.append(len(out)))
     images = pd.DataFrame({"identity": np.repeat(["a", "b", "c"], 3), "path": [f"p{i}" for i in range(9)]})
     crops = np.random.default_rng(0).integers(0, 256, (9, 16, 16, 3), dtype=np.uint8)
-    monkeypatch.setattr(cp.study, "crops", lambda cfg, paths, geometry: (crops[[int(p[1:]) for p in paths]],
+    monkeypatch.setattr(study, "crops", lambda cfg, paths, geometry: (crops[[int(p[1:]) for p in paths]],
                                                                          list(paths)))
     emb = np.random.default_rng(1).normal(size=(9, 16)).astype(np.float32)
-    monkeypatch.setattr(cp.embed, "cached_embed", lambda m, c, keys, root: emb[[int(k[1:]) for k in keys]])
+    monkeypatch.setattr(embed, "cached_embed", lambda m, c, keys, root: emb[[int(k[1:]) for k in keys]])
     cfg = SimpleNamespace(cache_root=tmp_path, seed=0)
     first = cp.channel_patterns(cfg, model, images, statistics=["activation", "grad_x_activation"], batch_size=4)
     assert sum(calls) == 9 and first.channels == [4, 4] and first.patterns.shape == (9, 2, 8)

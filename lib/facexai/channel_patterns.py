@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from facexai import cache, embed, study, techniques
-from facexai.explain import LEAM, person_target
+from facexai import cache, embed, techniques
+from facexai.explain import LEAM
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
-from facexai.saliency import SHARD, select_rows
+from facexai.saliency import SHARD, explained_inputs, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,7 @@ def channel_patterns(cfg: Config, model: FaceModel, images: pd.DataFrame, *, sta
     seeded as :func:`facexai.saliency.select_rows`; 0: all), the target of :func:`facexai.saliency.image_maps`
     (each image's reference among its person's images in ``images``; other settings from the method table)."""
     settings = techniques.get("leam").settings(None, target=target)
-    images = images.reset_index(drop=True)
-    if not images.identity.is_monotonic_increasing:
-        images = images.sort_values(["identity", "path"], kind="stable").reset_index(drop=True)
-    crops, keys = study.crops(cfg, images.path.tolist(), model.spec.geometry)
-    emb = torch.from_numpy(embed.cached_embed(model, crops, keys, cfg.cache_root))
-    sizes = images.groupby("identity", sort=True).size().tolist()
-    tgt = person_target(list(emb.split(sizes)), settings.target, settings.reference, 64.0, settings.margin)
+    images, crops, keys, tgt = explained_inputs(cfg, model, images, settings)
     rows = select_rows(images, max_images or None, None, cfg.seed)
     names = list(model.layers)
     params = dict(what="channel patterns", version=VERSION, statistics=list(statistics), target=settings.target,

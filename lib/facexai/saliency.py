@@ -121,13 +121,7 @@ def image_maps(cfg: Config, model: FaceModel, images: pd.DataFrame, *, explainer
     if rise:
         settings = settings if settings.n_masks is not None else tech.settings(settings, n_masks=cfg.rise_masks)
         max_images = cfg.rise_images if max_images is None else max_images
-    images = images.reset_index(drop=True)
-    if not images.identity.is_monotonic_increasing:
-        images = images.sort_values(["identity", "path"], kind="stable").reset_index(drop=True)
-    crops, keys = study.crops(cfg, images.path.tolist(), model.spec.geometry)
-    emb = torch.from_numpy(embed.cached_embed(model, crops, keys, cfg.cache_root))
-    sizes = images.groupby("identity", sort=True).size().tolist()
-    tgt = person_target(list(emb.split(sizes)), settings.target, settings.reference, 64.0, settings.margin)
+    images, crops, keys, tgt = explained_inputs(cfg, model, images, settings)
     rows = select_rows(images, max_images or None, paths, cfg.seed)
     planes = [t.name for t in techniques.family("rise")] if rise else [explainer]
     folder = cfg.cache_root / "maps" / model.spec.name / _cache_name(cfg, model, planes, names, settings, keys, rows)
@@ -151,6 +145,20 @@ def image_maps(cfg: Config, model: FaceModel, images: pd.DataFrame, *, explainer
         maps = np.ascontiguousarray(maps[:, plane:plane + 1])
     return MapSet(model.spec.name, explainer, names, images.iloc[rows].reset_index(drop=True), maps,
                   model.spec.geometry)
+
+
+def explained_inputs(cfg: Config, model: FaceModel, images: pd.DataFrame, settings: CamSettings | RiseSettings
+                     ) -> tuple[pd.DataFrame, np.ndarray, list[str], Target]:
+    """What an explanation of ``images`` starts from: the images sorted by person, their crops and crop
+    keys in the model's geometry, and each image's target (its reference among its own person's images)."""
+    images = images.reset_index(drop=True)
+    if not images.identity.is_monotonic_increasing:
+        images = images.sort_values(["identity", "path"], kind="stable").reset_index(drop=True)
+    crops, keys = study.crops(cfg, images.path.tolist(), model.spec.geometry)
+    emb = torch.from_numpy(embed.cached_embed(model, crops, keys, cfg.cache_root))
+    sizes = images.groupby("identity", sort=True).size().tolist()
+    tgt = person_target(list(emb.split(sizes)), settings.target, settings.reference, 64.0, settings.margin)
+    return images, crops, keys, tgt
 
 
 def explain_rows(model: FaceModel, explainer: str, layers: list[str], settings: CamSettings | RiseSettings,
