@@ -80,6 +80,8 @@ def summary_rows(dataset="LFW", models=("A", "B"), fills=("black", "white")):
                 rows.append({"model": model, "explainer": explainer, "selection": selection, "fill": fill,
                              "dataset": dataset, "subset": gen.ALL, "recognition_rate": rate,
                              "balanced_accuracy": rate / 2 + 0.5, "mean_drop": 0.1 * (3 - t_i),
+                             "ci_lo": 0.1 * (3 - t_i) - 0.02, "ci_hi": 0.1 * (3 - t_i) + 0.02,
+                             "rr_ci_lo": rate - 0.1, "rr_ci_hi": rate + 0.1,
                              "n_images": 10 + m_i, "clean_recognition_rate": 0.95})
     return pd.DataFrame(rows)
 
@@ -215,6 +217,7 @@ def test_sweep_rows_keep_critical_rows_only():
     out = gen.sweep_rows(s, "layer", "conv_12", 1)
     assert list(out.columns) == gen.SWEEP_COLUMNS
     assert list(out.technique) == ["leam", "gradcam"] and (out.value == "conv_12").all() and (out.position == 1).all()
+    assert (out.rr_ci_lo < out.recognition_rate).all() and (out.ci_hi > out.mean_drop).all()  # intervals kept
 
 
 # ---------------------------------------------------------------- runs, data sets, cost

@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import scipy.stats  # noqa: E402
 
 from facexai import plots  # noqa: E402
 
@@ -82,13 +81,6 @@ def test_transfer_heatmaps_fit_each_measure():
                                                             pytest.approx((0.096, 0.0999))]
 
 
-def test_wilson_interval_matches_scipy():
-    for k, n in [(0, 6), (5, 6), (6, 6), (37, 60), (999, 1000)]:
-        ref = scipy.stats.binomtest(k, n).proportion_ci(method="wilson")
-        lo, hi = plots.wilson_interval(np.array([k / n]), np.array([n]))
-        assert lo[0] == pytest.approx(ref.low, abs=1e-9) and hi[0] == pytest.approx(ref.high, abs=1e-9)
-
-
 def test_floor_difference_plot_draws_each_models_interval():
     rows = []
     for model, shift in [("SFACE", 0.0), ("DLIB", -0.1)]:
@@ -106,12 +98,13 @@ def test_floor_difference_plot_draws_each_models_interval():
 
 def test_sweep_lines_carry_intervals():
     d = pd.DataFrame({"technique": ["gradcam"] * 3, "model": ["DLIB"] * 3, "x": ["a", "b", "c"],
-                      "recognition_rate": [1.0, 0.9, 0.5], "mean_drop": [0.01, 0.02, 0.05], "n_images": [6, 6, 6]})
+                      "recognition_rate": [1.0, 0.9, 0.5], "rr_ci_lo": [0.9, 0.7, 0.3], "rr_ci_hi": [1.0, 0.95, 0.6],
+                      "mean_drop": [0.01, 0.02, 0.05], "ci_lo": [0.0, 0.01, 0.04], "ci_hi": [0.02, 0.04, 0.07],
+                      "n_images": [6, 6, 6]})
     fig = plots.sweep_lines(d, "model", {"gradcam": "Grad-CAM"}, "t")
-    top = fig.axes[0]
-    bars = [c for c in top.collections if isinstance(c, matplotlib.collections.LineCollection)]
-    segments = bars[0].get_segments()
-    lo, hi = plots.wilson_interval(d.recognition_rate, d.n_images)
-    assert [s[:, 1].min() for s in segments] == pytest.approx(lo)
-    assert [s[:, 1].max() for s in segments] == pytest.approx(hi)
+    for ax, (lo, hi) in zip(fig.axes[:2], [("rr_ci_lo", "rr_ci_hi"), ("ci_lo", "ci_hi")]):
+        bars = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
+        segments = bars[0].get_segments()
+        assert [s[:, 1].min() for s in segments] == pytest.approx(d[lo])
+        assert [s[:, 1].max() for s in segments] == pytest.approx(d[hi])
     assert plots.sweep_lines(d.iloc[:0], "model", {}, "t") is None

@@ -51,8 +51,10 @@ TABLE_COLUMNS = ["technique", "dataset", "fill", "model", *MEASURES, "n_images",
                  "clean_recognition_rate", "published_recognition_rate", "note"]
 TABLE_NUMERIC = [*MEASURES, "n_images", "clean_recognition_rate"]  # published_recognition_rate: a number or NOT_GIVEN
 #: sweeps.csv
-SWEEP_COLUMNS = ["technique", "model", "hyperparameter", "value", *MEASURES, "position", "n_images"]
-SWEEP_NUMERIC = [*MEASURES, "position", "n_images"]
+#: sweeps.csv; ci_lo / ci_hi: the cosine drop's 95% interval, rr_ci_lo / rr_ci_hi: the recognition rate's
+SWEEP_INTERVALS = ["ci_lo", "ci_hi", "rr_ci_lo", "rr_ci_hi"]
+SWEEP_COLUMNS = ["technique", "model", "hyperparameter", "value", *MEASURES, *SWEEP_INTERVALS, "position", "n_images"]
+SWEEP_NUMERIC = [*MEASURES, *SWEEP_INTERVALS, "position", "n_images"]
 #: best_settings.csv
 BEST_COLUMNS = ["technique", "model", "hyperparameter", "best_value", "recognition_rate", "balanced_accuracy",
                 "mean_drop", "position", "tied_values", "n_values"]
@@ -398,7 +400,8 @@ def sweep_rows(summary: pd.DataFrame, hyperparameter: str, value: object, positi
     """One sweep setting's critical-selection summary rows as :data:`SWEEP_COLUMNS` rows (technique = explainer)."""
     crit = summary[summary.selection == "critical"]
     return pd.DataFrame({"technique": crit.explainer, "model": crit.model, "hyperparameter": hyperparameter,
-                         "value": [value] * len(crit), **{m: crit[m] for m in MEASURES}, "position": position,
+                         "value": [value] * len(crit), **{m: crit[m] for m in [*MEASURES, *SWEEP_INTERVALS]},
+                         "position": position,
                          "n_images": crit.n_images})[SWEEP_COLUMNS].reset_index(drop=True)
 
 

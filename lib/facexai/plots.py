@@ -330,21 +330,17 @@ def floor_difference_plot(diffs: pd.DataFrame, labels: Mapping[str, str], title:
     return fig
 
 
-def wilson_interval(rate: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score 95% interval of proportions ``rate`` out of ``n`` trials (element-wise; NaN where n = 0)."""
-    rate, n = np.asarray(rate, dtype=float), np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
-        half = z / (1 + z * z / n) * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
+def _error_bars(value: pd.Series, lo: pd.Series, hi: pd.Series) -> np.ndarray:
+    """matplotlib's asymmetric error bars for an interval [lo, hi] around value (none where it is missing)."""
+    return np.nan_to_num(np.vstack([value - lo, hi - value]).astype(float), nan=0.0).clip(min=0.0)
 
 
 def sweep_lines(d: pd.DataFrame, panel: str, labels: Mapping[str, str], title: str) -> plt.Figure | None:
     """Recognition rate (top) and cosine drop (bottom) along a sweep's ``x`` labels: one panel per ``panel``
     value, a line per technique (and model); None when ``d`` is empty.
 
-    The rate carries a 95% Wilson interval with n = the held-out images (conservative: an image's genuine
-    pairs are counted as one trial); the drop its interval when ``d`` has ``ci_lo`` / ``ci_hi``.
+    Both carry the 95% bootstrap intervals of the sweep's summaries (``rr_ci_lo`` / ``rr_ci_hi``, ``ci_lo`` /
+    ``ci_hi``: :data:`facexai.generalizability.SWEEP_INTERVALS`).
     """
     if d.empty:
         return None
@@ -359,17 +355,16 @@ def sweep_lines(d: pd.DataFrame, panel: str, labels: Mapping[str, str], title: s
         for shift, ((tech, name), g) in zip(shifts, groups):
             x = np.array([order.index(v) for v in g.x]) + shift
             label = labels[tech] + ("" if panel == "model" else f" / {name}")
-            lo, hi = wilson_interval(g.recognition_rate, g.n_images)
-            axes[0, c].errorbar(x, g.recognition_rate, yerr=[g.recognition_rate - lo, hi - g.recognition_rate],
+            axes[0, c].errorbar(x, g.recognition_rate, yerr=_error_bars(g.recognition_rate, g.rr_ci_lo, g.rr_ci_hi),
                                 fmt="o-", capsize=2, label=label)
-            drop_err = [g.mean_drop - g.ci_lo, g.ci_hi - g.mean_drop] if {"ci_lo", "ci_hi"} <= set(g) else None
-            axes[1, c].errorbar(x, g.mean_drop, yerr=drop_err, fmt="o-", capsize=2, label=label)
+            axes[1, c].errorbar(x, g.mean_drop, yerr=_error_bars(g.mean_drop, g.ci_lo, g.ci_hi), fmt="o-", capsize=2,
+                                label=label)
         axes[1, c].set_xticks(range(len(order)), order)
         axes[0, c].set(title=str(value))
         axes[1, c].tick_params(axis="x", rotation=35)
         axes[0, c].tick_params(axis="x", labelbottom=False)
-    axes[0, 0].set_ylabel("recognition rate\n(95% Wilson interval)")
-    axes[1, 0].set_ylabel("cosine drop\n(95% interval)" if {"ci_lo", "ci_hi"} <= set(d) else "cosine drop (mean)")
+    axes[0, 0].set_ylabel("recognition rate\n(95% interval)")
+    axes[1, 0].set_ylabel("cosine drop\n(95% interval)")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
