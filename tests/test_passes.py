@@ -135,6 +135,8 @@ def test_cost_model_prediction():
     assert passes.predicted_seconds(acc, COSTS, img_per_s=200) == pytest.approx(100 / 200 + 10 / 50 + remainder)
     unpriced = passes.account(counts(("B", "nograd", "cpu", 1)), COSTS, 3.0)
     assert passes.predicted_seconds(unpriced, COSTS) is None
+    faster = passes.account(counts(("A", "nograd", "cpu", 100), ("A", "grad", "cpu", 10)), COSTS, 4.0)  # floor 7 > wall
+    assert passes.predicted_seconds(faster, COSTS, workers=1, worker_threads=2) == pytest.approx(7.0)  # no negative rest
 
 
 def test_cost_account_prints_the_target_verdicts(tmp_path, capsys):

@@ -165,7 +165,8 @@ def predicted_seconds(cost: dict[str, Any], costs: dict[str, Any], workers: int 
 
     ``cost`` is a notebook's :func:`account`. The remainder is wall - floor (everything but the
     passes at their measured speed, including any slowdown of the passes themselves), assumed not
-    to shrink with workers. Rates: the table at ``worker_threads`` per worker, or, for a GPU,
+    to shrink with workers, and never negative (a floor above the wall means the rate table is slower
+    than the run was: the prediction then prices every pass at the table's rates). Rates: the table at ``worker_threads`` per worker, or, for a GPU,
     ``img_per_s`` for every no-grad forward and ``img_per_s`` x (the table's grad / no-grad rate
     of the model) for grad passes. None when the account has no floor or a pass has no rate.
     """
@@ -182,7 +183,7 @@ def predicted_seconds(cost: dict[str, Any], costs: dict[str, Any], workers: int 
     seconds, unpriced = priced_seconds(cost["passes"], rate_of)
     if unpriced:
         return None
-    return seconds / workers + cost["wall_seconds"] - cost["floor_seconds"]
+    return seconds / workers + max(cost["wall_seconds"] - cost["floor_seconds"], 0.0)
 
 
 def account(counts: dict[str, Any] | None, costs: dict[str, Any] | None, wall_seconds: float) -> dict[str, Any]:
