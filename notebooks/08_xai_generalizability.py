@@ -40,6 +40,8 @@ calfw_root = ""  # CALFW folder (pairs_CALFW.txt + images); empty: $FACEXAI_CALF
 cplfw_root = ""  # CPLFW folder (pairs_CPLFW.txt + images); empty: $FACEXAI_CPLFW, else "not available"
 n_eval = None  # held-out images per person; None: the profile's occlusion_n_eval
 n_random_seeds = None  # random-pixel floor draws; None: the profile's occlusion_seeds
+rise_images = None  # images the RISE family explains (whole people, seeded; 0: all); None: the profile's
+rise_masks = None  # RISE masks per image; None: the profile's
 n_impostors = 5  # impostor partners per occluded image (pairs built from the selected people)
 n_boot = 200  # bootstrap resamples inside occlusion_summary.summarize (its CIs are not used in these tables)
 
@@ -96,7 +98,8 @@ started = time.perf_counter()
 cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models, device=device,
                        cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, xai_models=xai_models,
-                       occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds)
+                       occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds, rise_images=rise_images,
+                       rise_masks=rise_masks)
 method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)
 st = study.load(cfg)
 feasibility.check("08_xai_generalizability", st.images, cfg)

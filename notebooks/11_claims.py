@@ -59,11 +59,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 feasibility.check(NB, st.images, cfg)
-settings = {"profile": cfg.profile, "individuals": cfg.n_identities, "min images": cfg.min_images,
-            "models": ", ".join(cfg.models), "held-out images per person": cfg.occlusion_n_eval,
-            "random-pixel draws": cfg.occlusion_seeds, "RISE masks": cfg.rise_masks, "RISE images": cfg.rise_images,
-            "seed": cfg.seed}
-head = claims.header(st.summary, settings)
+head = claims.header(st.summary, claims.run_settings(cfg))
 display(Markdown("\n".join(head)))
 print(f"reading tables under {cfg.figures_dir}")
 

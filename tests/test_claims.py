@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facexai import claims, plots
+from facexai import claims, plots, profiles
 from facexai.claims import NOT_JUDGEABLE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED
 
 SPEC = claims.SPEC
@@ -569,3 +569,13 @@ def test_reading_names_the_verdicts_and_the_tables_not_produced(tmp_path):
         assert f"**{verdict}**: " + ", ".join(tested.claim[tested.verdict == verdict]) in text
     assert "08_xai_generalizability/sweeps.csv" in text and "05_bhattacharyya/bc_cross_model.csv" not in text
     assert "small sample" in text and "small sample" not in claims.reading(ledger, tmp_path, "p", SUMMARY, "paper")
+
+
+def test_run_settings_report_the_rise_subset_notebook_08_ran_with(tmp_path):
+    cfg = profiles.resolve("smoke", figures_dir=str(tmp_path))
+    assert claims.run_settings(cfg)["RISE images"] == cfg.rise_images  # no manifest: the profile's
+    cfg.figures_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.figures_dir / "manifest.json").write_text(json.dumps(
+        {"notebooks": {claims.XAI: {"parameters": {"rise_images": 64, "rise_masks": 4000}}}}))
+    settings = claims.run_settings(cfg)
+    assert (settings["RISE images"], settings["RISE masks"]) == (64, 4000)

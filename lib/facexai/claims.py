@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from facexai import bhattacharyya, cache, layer_similarity, occlusion_runner, occlusion_summary, profiles, regions
+from facexai import (bhattacharyya, cache, layer_similarity, occlusion_runner, occlusion_summary, profiles,
+                     provenance, regions)
 from facexai import generalizability as xai
 from facexai import runstamp, sanity, techniques
 from facexai.bhattacharyya import DIFFERENT, DIFFERENT_PEOPLE, SAME, SAME_PERSON
@@ -1222,6 +1223,16 @@ CAVEATS = (
     "The LEAM work's exact map formula is not public; the poster's models (except FN_C) and CALFW/CPLFW are not "
     "available here.",
 )
+
+
+def run_settings(cfg: profiles.Config) -> dict[str, object]:
+    """The run's settings that head the ledger. The RISE ones are those notebook 08 ran with (its parameters
+    in the run's manifest): a paper run may explain a declared subset (``-p rise_images N``)."""
+    ran = provenance.notebook_parameters(cfg.figures_dir, XAI)
+    return {"profile": cfg.profile, "individuals": cfg.n_identities, "min images": cfg.min_images,
+            "models": ", ".join(cfg.models), "held-out images per person": cfg.occlusion_n_eval,
+            "random-pixel draws": cfg.occlusion_seeds, "RISE masks": ran.get("rise_masks", cfg.rise_masks),
+            "RISE images": ran.get("rise_images", cfg.rise_images) or "all", "seed": cfg.seed}
 
 
 def header(summary: dict | None, settings: dict | None = None, stamped: bool = True) -> list[str]:

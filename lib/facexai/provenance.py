@@ -119,6 +119,14 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+def notebook_parameters(folder: Path, stem: str) -> dict[str, Any]:
+    """The parameters notebook ``stem`` last ran with in the run folder ``folder`` (its manifest entry; {} if none)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get("notebooks", {}).get(stem, {}).get("parameters", {})
+
+
 class Manifest:
     """``manifest.json`` + ``manifest.md`` of one run folder, rewritten (atomically) after every notebook.
 
