@@ -102,13 +102,15 @@ def test_large_figures_are_downscaled_in_the_html_copy():
 
 def test_html_copy_hides_this_machines_paths(tmp_path):
     cell = nbformat.v4.new_code_cell("print(cfg)", outputs=[nbformat.v4.new_output(
-        "stream", name="stdout", text=f"{REPO_ROOT}/data/lfw_sample {tmp_path}/cache\n")])
+        "stream", name="stdout", text=f"{REPO_ROOT}/data/lfw_sample {tmp_path}/cache {REPO_ROOT.parent}/shared/lfw "
+                                      f"{sys.prefix}/lib/python3.11/site-packages/tqdm/auto.py\n")])
     executed = tmp_path / "x.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), executed)
     html = runner.export_html(executed, tmp_path / "out" / "x.html", hide={tmp_path / "cache": "$CACHE"})
     text = html.read_text()
-    assert "$REPO/data/lfw_sample" in text and "$CACHE" in text
-    assert str(REPO_ROOT) not in text and str(tmp_path) not in text
+    assert "$REPO/data/lfw_sample" in text and "$CACHE" in text and "$REPO/../shared/lfw" in text
+    assert "$VENV/lib/python3.11/site-packages/tqdm" in text
+    assert str(REPO_ROOT.parent) not in text and str(tmp_path) not in text and sys.prefix not in text
 
 
 def test_manifest_carries_each_notebooks_cost_account(tmp_path, monkeypatch):

@@ -145,8 +145,9 @@ def shrink_images(nb, max_bytes: int = MAX_IMAGE_BYTES, max_width: int = MAX_IMA
 def export_html(executed: Path, html: Path, hide: dict[Path, str] | None = None) -> Path:
     """The executed notebook as a self-contained HTML page (figures embedded, large ones downscaled).
 
-    Absolute paths of this machine are replaced (the repository by ``$REPO``, each ``hide`` folder
-    by its label, the home folder by ``~``), so the page can be committed.
+    Absolute paths of this machine are replaced (the repository by ``$REPO``, its parent folder by
+    ``$REPO/..``, e.g. a data set in ``../shared``, the Python environment by ``$VENV``, each ``hide``
+    folder by its label, the home folder by ``~``), so the page can be committed.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -154,8 +155,9 @@ def export_html(executed: Path, html: Path, hide: dict[Path, str] | None = None)
     nb = nbformat.read(executed, as_version=4)
     shrink_images(nb)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    labels = {str(k): v for k, v in (hide or {}).items()} | {str(profiles.REPO_ROOT): "$REPO",
-                                                             str(Path.home()): "~"}
+    labels = {str(k): v for k, v in (hide or {}).items()} | {
+        str(profiles.REPO_ROOT): "$REPO", f"{profiles.REPO_ROOT.parent}/": "$REPO/../", sys.prefix: "$VENV",
+        str(Path.home()): "~"}
     for path in sorted(labels, key=len, reverse=True):
         body = body.replace(path, labels[path])
     html.parent.mkdir(parents=True, exist_ok=True)
