@@ -72,6 +72,22 @@ def in_process(tmp_path_factory, images):
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def clean_environment():
+    """This process's environment before any cluster of this module started."""
+    return dict(os.environ)
+
+
+@pytest.fixture(autouse=True)
+def keep_environment(clean_environment):
+    """Dask's nannies write OMP_NUM_THREADS=1 and malloc settings into this process's environment each time
+    they (re)start a worker; undone after every test, or the session's later subprocesses (the smoke run's
+    kernels) would compute with one thread and other float rounding than the smoke references."""
+    yield
+    os.environ.clear()
+    os.environ.update(clean_environment)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A 2-worker LocalCluster (one thread each) whose scheduler does not retry a task of a killed worker."""

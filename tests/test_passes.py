@@ -66,7 +66,7 @@ def test_processes_write_their_own_file_at_exit_and_read_sums_them(tmp_path, mon
     passes.counted("M", torch.zeros(2, 1), lambda: torch.zeros(2, 1))
     passes.write(tmp_path)
     total = passes.read(tmp_path)
-    assert total["processes"] == 2 and total["threads"] == [torch.get_num_threads()]
+    assert total["processes"] == 2 and torch.get_num_threads() in total["threads"]
     assert [(r["model"], r["kind"], r["images"], r["calls"]) for r in total["rows"]] == [("M", "nograd", 9, 3)]
     assert passes.read(tmp_path / "none") is None
     assert not list(tmp_path.glob("*.tmp"))
