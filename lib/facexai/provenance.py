@@ -119,12 +119,15 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of the run folder ``folder`` ({} before its first notebook)."""
+    path = Path(folder) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def notebook_parameters(folder: Path, stem: str) -> dict[str, Any]:
     """The parameters notebook ``stem`` last ran with in the run folder ``folder`` (its manifest entry; {} if none)."""
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text()).get("notebooks", {}).get(stem, {}).get("parameters", {})
+    return read_manifest(folder).get("notebooks", {}).get(stem, {}).get("parameters", {})
 
 
 class Manifest:
@@ -136,7 +139,7 @@ class Manifest:
 
     def __init__(self, folder: Path, run_name: str, profile: str, argv: list[str], options: dict[str, Any]):
         self.path = folder / "manifest.json"
-        previous = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        previous = read_manifest(folder)
         self.git = git_state()
         self.data = {
             "run_name": run_name, "profile": profile, "updated": now(),
