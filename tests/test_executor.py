@@ -81,8 +81,9 @@ def clean_environment():
 @pytest.fixture(autouse=True)
 def keep_environment(clean_environment):
     """Dask's nannies write OMP_NUM_THREADS=1 and malloc settings into this process's environment each time
-    they (re)start a worker; undone after every test, or the session's later subprocesses (the smoke run's
-    kernels) would compute with one thread and other float rounding than the smoke references."""
+    they (re)start a worker. ``start_local`` undoes it for the start, not for the restart of a killed worker:
+    undone after every test, or the session's later subprocesses (the smoke run's kernels) would compute
+    with one thread and other float rounding than the smoke references."""
     yield
     os.environ.clear()
     os.environ.update(clean_environment)
@@ -122,9 +123,29 @@ def test_scheduler_values():
     assert {p["scheduler"] for p in plan.parameters.values()} == {"local:2"}
 
 
+def environment_variable(name: str) -> str | None:
+    """A variable of the worker's environment (``client.run(os.environ.get, ...)`` would pickle this process's)."""
+    return os.environ.get(name)
+
+
+def test_a_local_cluster_leaves_this_environment_alone(monkeypatch):
+    """Its worker computes with one thread; this process, and every kernel it starts later, keeps its own setting."""
+    from distributed import Client
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # unset: the nanny's default, 1, applies to its worker
+    before = dict(os.environ)
+    local = executor.start_local(1)
+    try:
+        assert dict(os.environ) == before
+        with Client(local) as client:
+            assert set(client.run(environment_variable, "OMP_NUM_THREADS").values()) == {"1"}
+    finally:
+        local.close()
+
+
 def test_local_workers_keep_glibc_dynamic_mmap_threshold(cluster):
     """Workers start with MALLOC_MMAP_THRESHOLD_ (Dask's MALLOC_TRIM_THRESHOLD_ alone made LEAM 1.5x slower)."""
-    assert set(cluster.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_").values()) == {str(executor.MMAP_THRESHOLD)}
+    assert set(cluster.run(environment_variable, "MALLOC_MMAP_THRESHOLD_").values()) == {str(executor.MMAP_THRESHOLD)}
 
 
 def test_in_process_keeps_the_cache_files(in_process):

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import re
 import socket
 import uuid
@@ -218,13 +219,27 @@ MMAP_THRESHOLD = 32 * 2**20
 
 
 def start_local(workers: int) -> Any:
-    """A LocalCluster on this machine: ``workers`` processes with one thread each, no dashboard."""
+    """A LocalCluster on this machine: ``workers`` processes with one thread each, no dashboard.
+
+    This process's environment is put back once the workers run: each nanny writes its workers'
+    pre-spawn settings (OMP_NUM_THREADS=1, malloc thresholds) into it, and every kernel or subprocess
+    started later would inherit one torch thread.
+    """
     import dask
     from distributed import LocalCluster
 
+    before = dict(os.environ)
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=logging.ERROR, env={"TQDM_DISABLE": "1"})  # progress: one bar, here
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR, env={"TQDM_DISABLE": "1"})  # progress: one bar, here
+    restore_environ(before)
+    return cluster
+
+
+def restore_environ(before: dict[str, str]) -> None:
+    """Make ``os.environ`` equal to ``before`` again (undoes what a nanny wrote when it (re)started a worker)."""
+    os.environ.clear()
+    os.environ.update(before)
 
 
 def _probe(path: str, token: str, dask_worker: Any = None) -> str:

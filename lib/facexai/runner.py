@@ -36,8 +36,9 @@ def run(plan: RunPlan, argv: list[str]) -> int:
     ``--scheduler local:N`` starts one LocalCluster for the whole run and gives the notebooks its
     address, so the workers keep their loaded models from one notebook to the next.
     """
+    environ = dict(os.environ)  # every kernel starts with it, even after a nanny restarted a worker and wrote its own
     with shared_cluster(plan) as parameters:
-        return _run(plan, argv, parameters)
+        return _run(plan, argv, parameters, environ)
 
 
 @contextlib.contextmanager
@@ -56,7 +57,7 @@ def shared_cluster(plan: RunPlan) -> Iterator[dict[str, dict]]:
         cluster.close()
 
 
-def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict]) -> int:
+def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict], environ: dict[str, str]) -> int:
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -70,6 +71,7 @@ def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict]) -> int:
         say(f"({i}/{n}) {nb.stem} ... (progress: tail -f {log})")
         manifest.count_passes(nb.stem, plan.outputs_dir / f"{nb.stem}.passes")  # its kernel's face-model passes
         started, start, error = provenance.now(), time.monotonic(), None
+        executor.restore_environ(environ)
         with open(log, "w") as fh, provenance.PeakMemory() as memory, logged_to(fh):
             try:
                 papermill.execute_notebook(jupytext.read(nb.source), str(executed), parameters=parameters[nb.stem],
