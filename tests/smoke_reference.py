@@ -1,13 +1,15 @@
 """The smoke run's tables against the committed references in tests/reference/smoke/ (issue 13, item 1).
 
 Every CSV a smoke run writes under ``figures/<run>/`` is compared with its reference: same columns,
-same rows, numbers equal within ``RTOL``/``ATOL``, text equal. The references are written by
+same rows, numbers equal within ``RTOL``/``ATOL``, text equal (JSON cells, e.g. claims.csv's
+``values``, as structures whose numbers are within the same tolerance). The references are written by
 ``tools/update_smoke_reference.py`` from a smoke run on an empty cache. Columns that are not results
 (timings, file digests and times) are skipped by name (``SKIPPED_COLUMNS``).
 """
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def compare(name: str, expected: pd.DataFrame, actual: pd.DataFrame, rtol: float
             ev, av = e.to_numpy(float), a.to_numpy(float)
             same = np.isclose(av, ev, rtol=rtol, atol=atol) | (np.isnan(ev) & np.isnan(av))
         else:
-            same = np.array([str(x) == str(y) for x, y in zip(e, a)], dtype=bool)
+            same = np.array([same_text(str(x), str(y), rtol, atol) for x, y in zip(a, e)], dtype=bool)
         for row in np.flatnonzero(~same):
             got, want = a.iloc[row], e.iloc[row]
             got, want = (v.item() if isinstance(v, np.generic) else v for v in (got, want))
@@ -75,6 +77,28 @@ def compare(name: str, expected: pd.DataFrame, actual: pd.DataFrame, rtol: float
     if len(problems) > MAX_REPORTED:
         problems = problems[:MAX_REPORTED] + [f"{name}: ... {len(problems) - MAX_REPORTED} more differing cells"]
     return problems
+
+
+def same_text(got: str, want: str, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """Equal text, or two JSON values of the same structure whose numbers are within the tolerance."""
+    if got == want:
+        return True
+    try:
+        return _same_json(json.loads(got), json.loads(want), rtol, atol)
+    except ValueError:
+        return False
+
+
+def _same_json(got, want, rtol: float, atol: float) -> bool:
+    if isinstance(got, bool) or isinstance(want, bool) or not isinstance(want, (int, float, list, dict)):
+        return got == want
+    if isinstance(want, (int, float)):
+        return isinstance(got, (int, float)) and bool(np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True))
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            _same_json(g, w, rtol, atol) for g, w in zip(got, want))
+    return isinstance(got, dict) and got.keys() == want.keys() and all(
+        _same_json(got[k], want[k], rtol, atol) for k in want)
 
 
 def compare_runs(reference_dir: Path, figures_dir: Path, run_name: str) -> list[str]:

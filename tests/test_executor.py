@@ -32,8 +32,8 @@ BEFORE = {
 
 
 def shard_files(root: Path) -> dict[str, Path]:
-    """Every cached array file under ``root`` (alignment, detections, embeddings, maps) by relative path."""
-    return {str(p.relative_to(root)): p for sub in ("aligned", "detections", "embeddings", "maps")
+    """Every cached array file under ``root`` (alignment, detections, embeddings, maps, channels) by relative path."""
+    return {str(p.relative_to(root)): p for sub in ("aligned", "detections", "embeddings", "maps", "channels")
             for p in sorted((root / sub).rglob("*.npz"))}
 
 
@@ -173,6 +173,48 @@ def test_cluster_writes_the_same_cache_and_results(in_process, cluster, tmp_path
         assert sorted(a) == sorted(b), name
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=name)
+
+
+def other_sharded_steps(cfg: profiles.Config, images: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """What notebooks 06-08 and 10 shard besides LEAM: S-RISE and CorrRISE maps (16 masks), the embeddings
+    of black-occluded crops (random 1% masks; the occluded crops exist only in memory and travel in the
+    task) and channel patterns."""
+    from facexai import channel_patterns, occlusion_runner
+
+    model = load_model("SFACE", cfg.device, cfg.cache_root)
+    srise = saliency.image_maps(cfg, model, images, explainer="srise", n_masks=16, max_images=0).maps
+    corr = saliency.image_maps(cfg, model, images, explainer="corrrise", n_masks=16, max_images=0).maps
+    crops, keys = study.crops(cfg, images.path.tolist(), model.spec.geometry)
+    masks = occlusion_runner.random_masks(keys, crops.shape[1], crops.shape[1] ** 2 // 100, seed=3)
+    occluded, okeys = occlusion_runner.occlude(crops, masks, "black", keys)
+    channels = channel_patterns.channel_patterns(cfg, model, images, statistics=list(channel_patterns.STATISTICS))
+    assert channels.layers == list(model.layers) and sum(channels.channels) == channels.patterns.shape[-1]
+    return srise, corr, embed.cached_embed(model, occluded, okeys, cfg.cache_root), channels.patterns
+
+
+def test_cluster_gives_the_rise_maps_occluded_embeddings_and_channel_patterns(cluster, tmp_path, images,
+                                                                              monkeypatch):
+    """RISE (notebook 08), occluded embeddings (06, 07) and channel patterns (10) through 2 workers equal the
+    1-thread in-process arrays."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = other_sharded_steps(profiles.resolve("smoke", cache_root=str(tmp_path / "alone"), run_name="x"), images)
+    finally:
+        torch.set_num_threads(threads)
+    cfg = profiles.resolve("smoke", cache_root=str(tmp_path / "dask"), run_name="x")
+    use_cluster(cluster, monkeypatch)
+    sharded = other_sharded_steps(cfg, images)
+    assert isinstance(executor.current(), executor.Distributed)  # profiles.resolve did not reset it
+    for name, ours, theirs in zip(("srise", "corrrise"), sharded, alone):
+        assert ours.shape == theirs.shape == (len(images), 1, 112, 112), name
+        np.testing.assert_array_equal(ours, theirs, err_msg=name)
+    np.testing.assert_array_equal(sharded[2], alone[2], err_msg="occluded embeddings")
+    np.testing.assert_array_equal(sharded[3], alone[3], err_msg="channel patterns")
+    assert not np.array_equal(sharded[0], sharded[1])  # two planes, not one twice
+    assert sorted(shard_files(tmp_path / "dask")) == sorted(shard_files(tmp_path / "alone"))
 
 
 def _arm_kill() -> None:

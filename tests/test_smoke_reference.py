@@ -21,6 +21,17 @@ def test_differences_are_reported_by_table_row_and_column():
     assert compare("t.csv", nan, nan.copy()) == [] and compare("t.csv", nan, pd.DataFrame({"x": [1.0]}))
 
 
+def test_json_cells_compare_as_numbers_within_the_tolerance():
+    """claims.csv's values / forest cells hold JSON: float noise passes, a moved number or key does not."""
+    ref = pd.DataFrame({"claim": ["C1"], "values": ['{"gap": [0.123456789, NaN], "n": 60, "ok": true}']})
+    noisy = ref.assign(values=['{"gap": [0.12345679, NaN], "n": 60, "ok": true}'])
+    assert compare("claims.csv", ref, noisy) == []
+    for changed in ('{"gap": [0.13, NaN], "n": 60, "ok": true}', '{"gap": [0.123456789, 1.0], "n": 60, "ok": true}',
+                    '{"gap": [0.123456789], "n": 60, "ok": true}', '{"gaps": [0.123456789, NaN], "n": 60, "ok": true}',
+                    '{"gap": [0.123456789, NaN], "n": 60, "ok": false}', 'not json'):
+        assert len(compare("claims.csv", ref, ref.assign(values=[changed]))) == 1, changed
+
+
 def test_empty_text_cells_compare_equal(tmp_path):
     (tmp_path / "t.csv").write_text("model,note,x\nA,,1.0\nB,text,\n")
     table = read(tmp_path / "t.csv")

@@ -11,7 +11,8 @@ sum 1 over the layer's channels:
 
 Both come from the one forward and one backward pass of the CAM machinery
 (:meth:`facexai.explain.BaseCAM.activations_and_gradients`), every layer at once, and are cached in
-shards under the :func:`facexai.cache.key` scheme, like the maps (:mod:`facexai.saliency`).
+shards under the :func:`facexai.cache.key` scheme and sharded by :mod:`facexai.executor`, like the
+maps (:mod:`facexai.saliency`).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from facexai import cache, embed, techniques
+from facexai import align, cache, embed, executor, techniques
 from facexai.explain import LEAM
+from facexai.explain.targets import Target
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
 from facexai.saliency import SHARD, explained_inputs, select_rows
@@ -105,29 +107,30 @@ def channel_patterns(cfg: Config, model: FaceModel, images: pd.DataFrame, *, sta
                   weights=model.fingerprint, layers=names)
     subset = keys if len(rows) == len(keys) else [keys, rows.tolist()]
     folder = cfg.cache_root / "channels" / model.spec.name / f"{cache.key(params)}-{cache.key(subset)}"
-    device = next(model.parameters()).device
     layout: dict[str, list[int]] = {}
+    ref = executor.ModelRef.of(model, cfg.cache_root)
 
     def compute(start: int, stop: int) -> np.ndarray:
-        explainer = LEAM(model, {name: model.layer_path(name) for name in names}, model.spec.input_size)
-        out = []
-        for s in range(start, stop, batch_size):
-            idx = rows[s:min(s + batch_size, stop)]
-            acts, grads = explainer.activations_and_gradients(embed.to_tensor(crops[idx], device),
-                                                              tgt.select(torch.as_tensor(idx)))
-            layout.setdefault("channels", [int(a.shape[1]) for a in acts])
-            out.append(channel_statistics(acts, grads, statistics).cpu().numpy())
-        return np.concatenate(out)
+        idx = rows[start:stop]
+        patterns, layout["channels"] = explain_channels(model, names, statistics, crops[idx],
+                                                        tgt.select(torch.as_tensor(idx)), batch_size)
+        return patterns
 
-    patterns = cache.sharded_array(folder, len(rows), SHARD, compute,
-                                   progress=lambda r: tqdm(r, desc=f"channel patterns {model.spec.name}",
-                                                           unit="shard"))
+    def job(start: int, stop: int) -> ChannelShard:
+        idx = rows[start:stop]
+        return ChannelShard(ref, tuple(names), tuple(statistics), tuple(keys[i] for i in idx),
+                            tgt.select(torch.as_tensor(idx)), batch_size)
+
+    desc = f"channel patterns {model.spec.name}"
+    patterns = executor.current().sharded_array(folder, len(rows), SHARD, compute,
+                                                progress=lambda r: tqdm(r, desc=desc, unit="shard"),
+                                                job=job if ref else None, desc=desc)
     meta = folder / "layout.json"  # the channel count of each layer (not known before a pass)
     if layout:
         cache.save_json(meta, layout)
     elif meta.is_file():
         layout = json.loads(meta.read_text())
-    else:  # shards cached but the layout lost: one image's pass gives it
+    else:  # shards cached (or computed on Dask workers) without the layout: one image's pass gives it
         compute(0, 1)
         cache.save_json(meta, layout)
     channels = [int(c) for c in layout["channels"]]
@@ -135,3 +138,37 @@ def channel_patterns(cfg: Config, model: FaceModel, images: pd.DataFrame, *, sta
         raise ValueError(f"{folder}: layout {channels} does not match patterns of {patterns.shape[-1]} channels")
     return ChannelPatterns(model.spec.name, names, channels, list(statistics),
                            images.iloc[rows].reset_index(drop=True), patterns.astype(np.float32))
+
+
+def explain_channels(model: FaceModel, layers: Sequence[str], statistics: Sequence[str], crops: np.ndarray,
+                     target: Target, batch_size: int) -> tuple[np.ndarray, list[int]]:
+    """Patterns (N, statistic, channels) of ``crops`` (one cache shard) and the channel count of each layer,
+    from one forward and one backward pass per batch of ``batch_size``."""
+    explainer = LEAM(model, {name: model.layer_path(name) for name in layers}, model.spec.input_size)
+    device = next(model.parameters()).device
+    out, channels = [], []
+    for s in range(0, len(crops), batch_size):
+        batch = torch.arange(s, min(s + batch_size, len(crops)))
+        acts, grads = explainer.activations_and_gradients(embed.to_tensor(crops[s:s + batch_size], device),
+                                                          target.select(batch))
+        channels = [int(a.shape[1]) for a in acts]
+        out.append(channel_statistics(acts, grads, statistics).cpu().numpy())
+    return np.concatenate(out), channels
+
+
+@dataclass(frozen=True)
+class ChannelShard:
+    """One shard of :func:`channel_patterns` for a Dask worker: the model by reference, the crops by their
+    cache keys (read from the shared aligned-crop cache), the layers, statistics and the shard's targets."""
+
+    model: executor.ModelRef
+    layers: tuple[str, ...]
+    statistics: tuple[str, ...]
+    keys: tuple[str, ...]
+    target: Target
+    batch_size: int
+
+    def __call__(self) -> np.ndarray:
+        crops = align.cached_crops(self.keys, self.model.cache_root)
+        return explain_channels(self.model.load(), self.layers, self.statistics, crops, self.target,
+                                self.batch_size)[0]
