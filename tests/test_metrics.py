@@ -85,3 +85,11 @@ def test_compare_samples_hand_case() -> None:
     tied = metrics.compare_samples(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
     assert tied["rank_biserial"] == 0.0 and tied["cohens_d"] == 0.0 and tied["U"] == 4.5
     assert np.isnan(metrics.compare_samples(np.array([1.0]), np.array([0.0, 0.5]))["cohens_d"])
+
+
+def test_percentile_interval_leaves_out_non_finite_values():
+    """The 2.5 / 97.5 percentiles of the finite values; none finite gives (nan, nan); alpha widens it."""
+    boots = np.concatenate([np.arange(1001.0), [np.nan, np.inf, -np.inf]])
+    assert metrics.percentile_interval(boots) == (25.0, 975.0)
+    assert metrics.percentile_interval(boots, alpha=0.5) == (250.0, 750.0)
+    assert all(np.isnan(metrics.percentile_interval(np.array([np.nan, np.inf]))))

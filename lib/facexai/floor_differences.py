@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from facexai import metrics
 from facexai.occlusion_runner import OcclusionRun
 
 FLOOR = "random"  # the selection (and technique label) of the random-pixel floor
@@ -53,7 +54,7 @@ def _paired_bootstrap(tech: pd.DataFrame, floor: pd.DataFrame, n_boot: int, seed
     idx = np.random.default_rng(seed).integers(0, len(both), (n_boot, len(both)))
     with np.errstate(invalid="ignore", divide="ignore"):
         diffs = num_t[idx].sum(1) / den_t[idx].sum(1) - num_f[idx].sum(1) / den_f[idx].sum(1)
-    lo, hi = np.nanquantile(diffs, [0.025, 0.975])
+    lo, hi = metrics.percentile_interval(diffs)
     return value_t, value_f, value_t - value_f, float(lo), float(hi), int(both.images_t.sum())
 
 

@@ -109,7 +109,17 @@ def bootstrap_ci(values: np.ndarray, stat: Callable[..., np.ndarray] = np.mean, 
     rows = max(1, 4_000_000 // values.size)  # resamples per chunk: bounds memory to ~32 MB
     stats = np.concatenate([stat(values[rng.integers(0, values.size, (min(rows, n - start), values.size))], axis=1)
                             for start in range(0, n, rows)])
-    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return percentile_interval(stats, alpha)
+
+
+def percentile_interval(boots: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile (1 - alpha) interval of bootstrap values; non-finite ones (e.g. ratios over 0) are left
+    out, and none finite gives (nan, nan)."""
+    boots = np.asarray(boots, dtype=float)
+    finite = boots[np.isfinite(boots)]
+    if not len(finite):
+        return np.nan, np.nan
+    lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
 

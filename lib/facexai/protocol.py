@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facexai import metrics
 from facexai.channel_patterns import STATISTICS as CHANNEL_STATISTICS
 from facexai.profiles import PROFILES_FILE
 from facexai.published import PUBLISHED, TABLE1, TABLE2
@@ -241,15 +242,6 @@ def with_model_means(stats: dict[tuple, tuple]) -> dict[tuple, tuple]:
     return out
 
 
-def interval(boots: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile (1 - alpha) interval of bootstrap values (non-finite ones, e.g. ratios over 0, left out)."""
-    finite = boots[np.isfinite(boots)]
-    if not len(finite):
-        return np.nan, np.nan
-    lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def summarize(stats: dict[tuple, tuple], primary: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
     """The tidy sweep summary (:data:`SUMMARY_COLUMNS`) of cells from :func:`cell_statistics`.
 
@@ -261,7 +253,7 @@ def summarize(stats: dict[tuple, tuple], primary: dict[str, str], alpha: float =
     rows = []
     for (c, d, m), cell in stats.items():
         value, boots, n = cell[:3]
-        lo, hi = interval(boots, alpha)
+        lo, hi = metrics.percentile_interval(boots, alpha)
         pub = known.get(c)
         p_lo, p_hi = (pub.published_lo, pub.published_hi) if pub else (np.nan, np.nan)
         in_range = bool(pub is not None and hi >= p_lo and lo <= p_hi)
@@ -349,8 +341,8 @@ def control_table(critical: dict[tuple, tuple], controls: dict[tuple, tuple],
         if (claim, d, m) not in critical:
             continue
         cv, cb, cn = critical[(claim, d, m)][:3]
-        c_lo, c_hi = interval(cb)
-        k_lo, k_hi = interval(boots)
+        c_lo, c_hi = metrics.percentile_interval(cb)
+        k_lo, k_hi = metrics.percentile_interval(boots)
         lower = lower_is_damage[claim]
         rows.append({"claim": claim, "definition": d, "model": m, "control": control, "critical": cv,
                      "critical_ci_low": c_lo, "critical_ci_high": c_hi, "control_value": value,
