@@ -42,6 +42,8 @@ n_eval = None  # held-out images per person; None: the profile's occlusion_n_eva
 n_random_seeds = None  # random-pixel floor draws; None: the profile's occlusion_seeds
 rise_images = None  # images the RISE family explains (whole people, seeded; 0: all); None: the profile's
 rise_masks = None  # RISE masks per image; None: the profile's
+sweep_models = ""  # comma-separated models of the hyperparameter sweeps; empty: the profile's xai_sweep_models
+sweep_layers = None  # named layers in the layer sweep (0: all); None: the profile's xai_sweep_layers
 n_impostors = 5  # impostor partners per occluded image (pairs built from the selected people)
 n_boot = 200  # bootstrap resamples inside occlusion_summary.summarize (its CIs are not used in these tables)
 
@@ -99,7 +101,7 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        cache_root=cache_root, scheduler=scheduler, seed=seed, run_name=run_name,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir, xai_models=xai_models,
                        occlusion_n_eval=n_eval, occlusion_seeds=n_random_seeds, rise_images=rise_images,
-                       rise_masks=rise_masks)
+                       rise_masks=rise_masks, xai_sweep_models=sweep_models, xai_sweep_layers=sweep_layers)
 method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)
 st = study.load(cfg)
 feasibility.check("08_xai_generalizability", st.images, cfg)

@@ -579,3 +579,16 @@ def test_run_settings_report_the_rise_subset_notebook_08_ran_with(tmp_path):
         {"notebooks": {claims.XAI: {"parameters": {"rise_images": 64, "rise_masks": 4000}}}}))
     settings = claims.run_settings(cfg)
     assert (settings["RISE images"], settings["RISE masks"]) == (64, 4000)
+    assert settings["declared settings"] == "08: rise_images=64, rise_masks=4000"
+
+
+def test_declared_settings_leave_out_what_every_notebook_gets(tmp_path):
+    cfg = profiles.resolve("smoke", figures_dir=str(tmp_path))
+    assert claims.run_settings(cfg)["declared settings"] == "none (the profile's)"
+    cfg.figures_dir.mkdir(parents=True, exist_ok=True)
+    common = {"profile": "paper", "seed": 0, "cache_root": "../c", "scheduler": "local:2", "n_identities": None}
+    (cfg.figures_dir / "manifest.json").write_text(json.dumps({"notebooks": {
+        "03_leam_layers": {"parameters": common},
+        "09_sanity_checks": {"parameters": {**common, "n_images": 8, "n_stages": 3}},
+        claims.XAI: {"parameters": {**common, "sweep_models": "DLIB"}}}}))
+    assert claims.run_settings(cfg)["declared settings"] == "08: sweep_models=DLIB; 09: n_images=8, n_stages=3"

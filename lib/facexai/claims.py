@@ -1227,12 +1227,16 @@ CAVEATS = (
 
 def run_settings(cfg: profiles.Config) -> dict[str, object]:
     """The run's settings that head the ledger. The RISE ones are those notebook 08 ran with (its parameters
-    in the run's manifest): a paper run may explain a declared subset (``-p rise_images N``)."""
+    in the run's manifest), and every other setting a notebook was given beyond its profile is listed: a
+    paper run may run a declared subset (``-p rise_images N``)."""
     ran = provenance.notebook_parameters(cfg.figures_dir, XAI)
+    declared = provenance.declared_parameters(cfg.figures_dir)
     return {"profile": cfg.profile, "individuals": cfg.n_identities, "min images": cfg.min_images,
             "models": ", ".join(cfg.models), "held-out images per person": cfg.occlusion_n_eval,
             "random-pixel draws": cfg.occlusion_seeds, "RISE masks": ran.get("rise_masks", cfg.rise_masks),
-            "RISE images": ran.get("rise_images", cfg.rise_images) or "all", "seed": cfg.seed}
+            "RISE images": ran.get("rise_images", cfg.rise_images) or "all", "seed": cfg.seed,
+            "declared settings": "; ".join(f"{stem[:2]}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+                                           for stem, values in declared.items()) or "none (the profile's)"}
 
 
 def header(summary: dict | None, settings: dict | None = None, stamped: bool = True) -> list[str]:

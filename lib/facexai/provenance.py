@@ -130,6 +130,20 @@ def notebook_parameters(folder: Path, stem: str) -> dict[str, Any]:
     return read_manifest(folder).get("notebooks", {}).get(stem, {}).get("parameters", {})
 
 
+def declared_parameters(folder: Path) -> dict[str, dict[str, Any]]:
+    """Per notebook of the run folder's manifest, the parameters it ran with beyond the ones every notebook
+    gets (profile, data, models, device, cache, scheduler, seed, run name, people): what a run declared with
+    ``-p`` (e.g. a paper run's RISE subset). Notebooks without any are left out."""
+    from facexai.cli import OPTION_OF
+
+    out = {}
+    for stem, entry in sorted(read_manifest(folder).get("notebooks", {}).items()):
+        extra = {k: v for k, v in entry.get("parameters", {}).items() if k not in OPTION_OF}
+        if extra:
+            out[stem] = extra
+    return out
+
+
 class Manifest:
     """``manifest.json`` + ``manifest.md`` of one run folder, rewritten (atomically) after every notebook.
 
