@@ -165,3 +165,13 @@ def test_cost_account_prints_the_target_verdicts(tmp_path, capsys):
     assert "| **all** |  |  | 28.0 | 55.0 | 1.96 |  | 68.0 | 47.5 | 30.5 |" in out
     missing = cost_account.main([str(manifest), "--costs", str(tmp_path / "absent.json")])
     assert missing == 2
+
+
+def test_the_smoke_run_records_each_notebooks_passes(smoke_run):
+    """The runner gives every kernel its passes folder: the smoke run's manifest holds 03's LEAM passes
+    (forward + backward of each selected image per model) and 01's embedding passes."""
+    manifest = json.loads((smoke_run[1] / "manifest.json").read_text())["notebooks"]
+    for stem, kind in (("01_models", "nograd"), ("03_leam_layers", "grad")):
+        cost = manifest[stem]["cost"]
+        assert cost["recorded"], stem
+        assert sum(p["images"] for p in cost["passes"] if p["kind"] == kind) > 0, stem

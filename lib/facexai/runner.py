@@ -69,9 +69,9 @@ def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict], environ: d
     for i, nb in enumerate(plan.notebooks, 1):
         executed, log = plan.outputs_dir / f"{nb.stem}.ipynb", plan.outputs_dir / f"{nb.stem}.log"
         say(f"({i}/{n}) {nb.stem} ... (progress: tail -f {log})")
+        executor.restore_environ(environ)
         manifest.count_passes(nb.stem, plan.outputs_dir / f"{nb.stem}.passes")  # its kernel's face-model passes
         started, start, error = provenance.now(), time.monotonic(), None
-        executor.restore_environ(environ)
         with open(log, "w") as fh, provenance.PeakMemory() as memory, logged_to(fh):
             try:
                 papermill.execute_notebook(jupytext.read(nb.source), str(executed), parameters=parameters[nb.stem],
