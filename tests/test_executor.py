@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facexai import cache, cli, embed, executor, profiles, saliency, study
+from facexai import cache, cli, embed, executor, passes, profiles, saliency, study
 from facexai.models import load_model
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers run this module's helpers by value
@@ -206,8 +206,12 @@ def test_cluster_gives_the_rise_maps_occluded_embeddings_and_channel_patterns(cl
         torch.set_num_threads(threads)
     cfg = profiles.resolve("smoke", cache_root=str(tmp_path / "dask"), run_name="x")
     use_cluster(cluster, monkeypatch)
+    passes.reset()
     sharded = other_sharded_steps(cfg, images)
     assert isinstance(executor.current(), executor.Distributed)  # profiles.resolve did not reset it
+    made = {(r["model"], r["kind"]): r["images"] for r in passes.worker_rows()}  # the kernel's cost account
+    assert made[("SFACE", "grad")] == len(images)  # channel patterns: one forward + backward per image
+    assert made[("SFACE", "nograd")] >= len(images) * (2 + 16)  # clean, occluded and 16 RISE masks per image
     for name, ours, theirs in zip(("srise", "corrrise"), sharded, alone):
         assert ours.shape == theirs.shape == (len(images), 1, 112, 112), name
         np.testing.assert_array_equal(ours, theirs, err_msg=name)

@@ -104,6 +104,31 @@ def counts(*rows, threads=2):
                      for m, k, d, n in rows]}
 
 
+def test_dask_workers_passes_are_counted_by_the_kernel_and_shared_among_workers(tmp_path):
+    """A shard task returns what it forwarded (since); the kernel writes it beside its own passes, and the
+    floor prices it at the workers' thread count, divided by the workers that ran in parallel."""
+    before = passes.snapshot()
+    passes.counted("A", torch.zeros(40, 1), lambda: torch.zeros(40, 1))  # as on a worker, for one shard
+    made = passes.since(before)
+    assert [(r["model"], r["kind"], r["images"], r["calls"]) for r in made] == [("A", "nograd", 40, 1)]
+    assert passes.since(passes.snapshot()) == []
+    passes.reset()
+    passes.counted("A", torch.zeros(20, 1), lambda: torch.zeros(20, 1))  # the kernel's own passes (threads: 1)
+    passes.add_remote(made, threads=1, workers=2)
+    passes.add_remote(made, threads=1, workers=2)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        files = passes.write(tmp_path)
+    finally:
+        torch.set_num_threads(torch_threads)
+    assert sorted(f.name.endswith("-workers.json") for f in files) == [False, True]
+    counts = passes.read(tmp_path)
+    assert [(r["images"], r["calls"]) for r in counts["rows"]] == [(100, 3)]
+    acc = passes.account(counts, COSTS, 8.0)
+    assert acc["dask_workers"] == 2 and acc["floor_seconds"] == 6.0  # 20 / 10 + 80 / 10 / 2
+
+
 def test_rate_takes_the_fastest_repeat_at_up_to_the_thread_count():
     assert passes.rate(COSTS, "A", "nograd", 2) == (20.0, 2)
     assert passes.rate(COSTS, "A", "nograd", 1) == (10.0, 1)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from facexai import cache
+from facexai import cache, passes
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,15 @@ def worker_model(name: str, device: str, cache_root: str) -> Any:
     return load_model(name, device, cache_root)
 
 
-def write_shard(job: Callable[[], Any], folder: str, start: int, stop: int) -> tuple[int, int]:
-    """On a worker: compute rows ``start:stop`` with ``job()`` and write their shard file (atomically)."""
+def write_shard(job: Callable[[], Any], folder: str, start: int, stop: int) -> tuple[list[dict], int]:
+    """On a worker: compute rows ``start:stop`` with ``job()`` and write their shard file (atomically).
+
+    Returns the face-model passes it made and the worker's torch threads, for the asking kernel's account."""
+    import torch
+
+    before = passes.snapshot()
     cache.write_shard(Path(folder), start, stop, job())
-    return start, stop
+    return passes.since(before), torch.get_num_threads()
 
 
 class InProcess:
@@ -133,7 +138,10 @@ class Distributed:
             return cache.sharded_array(folder, n, shard, compute, progress)
         missing = cache.missing_shards(folder, n, shard)
         if missing:
-            self.run([functools.partial(write_shard, job(a, b), str(folder), a, b) for a, b in missing], desc)
+            done = self.run([functools.partial(write_shard, job(a, b), str(folder), a, b) for a, b in missing], desc)
+            workers = len(_workers(self.client))
+            for made, threads in done:
+                passes.add_remote(made, threads, workers)
         return cache.sharded_array(folder, n, shard, compute)  # reads them all (a damaged one is recomputed here)
 
     def run(self, tasks: Sequence[Callable[[], Any]], desc: str) -> list[Any]:
@@ -231,7 +239,9 @@ def start_local(workers: int) -> Any:
     before = dict(os.environ)
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, env={"TQDM_DISABLE": "1"})  # progress: one bar, here
+                               silence_logs=logging.ERROR,
+                               # progress: one bar, here; passes: returned with each shard, not written at exit
+                               env={"TQDM_DISABLE": "1", passes.ENV: ""})
     restore_environ(before)
     return cluster
 
@@ -263,8 +273,7 @@ def check_cache_visible(client: Any, root: Path) -> None:
 
     CacheNotVisible names each worker (address, host) that cannot see the same folder.
     """
-    workers = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) else \
-        client.scheduler_info()["workers"]
+    workers = _workers(client)
     if not workers:
         raise CacheNotVisible(f"the Dask scheduler {client.scheduler.address} has no workers")
     probe = Path(root) / f".facexai-probe-{uuid.uuid4().hex}"
@@ -287,6 +296,12 @@ def check_cache_visible(client: Any, root: Path) -> None:
             + "; ".join(f"worker {w} (host {hosts[w]}): {why}" for w, why in sorted(bad.items()))
             + ". Give every worker the same shared folder at the same path (--cache-dir).")
     log.info("cache root %s visible to all %d workers", root, len(answers))
+
+
+def _workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers, every one (newer schedulers list only a few unless asked for all)."""
+    return client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) else \
+        client.scheduler_info()["workers"]
 
 
 def _takes_n_workers(client: Any) -> bool:

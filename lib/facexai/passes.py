@@ -11,7 +11,9 @@ launch time.
 
 A run gives each notebook a folder in ``$FACEXAI_PASSES_DIR``; every process of the kernel (and any
 worker it starts) that forwarded a model writes its own ``passes-<pid>.json`` there when it exits,
-and :func:`read` sums them.
+and :func:`read` sums them. Dask workers outlive a notebook: each shard task returns the passes it
+made (:func:`since`), and the kernel that asked for it writes them as ``passes-<pid>-workers.json``
+with the workers' thread count and number, so the floor divides them among the workers.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ class Tally:
 
 
 _COUNTS: dict[tuple[str, str, str], Tally] = {}
+_REMOTE: dict[tuple[str, str, str], Tally] = {}  # passes Dask workers made for this process's shard tasks
+_REMOTE_SETUP = {"threads": 1, "workers": 1}  # of those workers: torch threads each, how many ran in parallel
 
 
 def counted(model: str, images: torch.Tensor, forward: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -62,25 +66,65 @@ def counted(model: str, images: torch.Tensor, forward: Callable[[], torch.Tensor
     return out
 
 
-def rows() -> list[dict[str, Any]]:
-    """This process's counts so far, one row per (model, kind, device)."""
+def rows(counts: dict[tuple[str, str, str], Tally] | None = None) -> list[dict[str, Any]]:
+    """This process's counts so far (or ``counts``), one row per (model, kind, device)."""
     return [{"model": m, "kind": k, "device": d, "images": t.images, "calls": t.calls, "seconds": t.seconds}
-            for (m, k, d), t in sorted(_COUNTS.items())]
+            for (m, k, d), t in sorted((_COUNTS if counts is None else counts).items())]
 
 
 def reset() -> None:
     """Forget this process's counts (a forked child starts from zero, see below)."""
     _COUNTS.clear()
+    _REMOTE.clear()
 
 
-def write(folder: str | os.PathLike) -> Path:
-    """Write this process's counts to ``folder/passes-<pid>.json`` (temporary name, then renamed)."""
-    path = Path(folder) / f"passes-{os.getpid()}.json"
+def snapshot() -> dict[tuple[str, str, str], tuple[int, int, float]]:
+    """This process's counts now, for :func:`since`."""
+    return {key: (t.images, t.calls, t.seconds) for key, t in _COUNTS.items()}
+
+
+def since(before: dict[tuple[str, str, str], tuple[int, int, float]]) -> list[dict[str, Any]]:
+    """The passes this process made after ``before`` (a :func:`snapshot`), as :func:`rows`."""
+    out = []
+    for r in rows():
+        images, calls, seconds = before.get((r["model"], r["kind"], r["device"]), (0, 0, 0.0))
+        if r["calls"] > calls:
+            out.append({**r, "images": r["images"] - images, "calls": r["calls"] - calls,
+                        "seconds": r["seconds"] - seconds})
+    return out
+
+
+def add_remote(made: list[dict[str, Any]], threads: int, workers: int) -> None:
+    """Count passes a Dask worker made for this process (rows of :func:`since`); ``workers`` ran in parallel."""
+    for r in made:
+        t = _REMOTE.setdefault((r["model"], r["kind"], r["device"]), Tally())
+        t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
+    _REMOTE_SETUP.update(threads=max(int(threads or 1), 1), workers=max(workers, _REMOTE_SETUP["workers"]))
+
+
+def worker_rows() -> list[dict[str, Any]]:
+    """The passes Dask workers made for this process so far (:func:`add_remote`), as :func:`rows`."""
+    return rows(_REMOTE)
+
+
+def write(folder: str | os.PathLike) -> list[Path]:
+    """Write this process's counts to ``folder/passes-<pid>.json`` and the passes its Dask workers made to
+    ``passes-<pid>-workers.json`` (each a temporary name, then renamed)."""
+    torch = sys.modules.get("torch")
+    files = []
+    if _COUNTS:
+        files.append(_write_file(Path(folder) / f"passes-{os.getpid()}.json",
+                                 {"threads": torch.get_num_threads() if torch else None, "rows": rows()}))
+    if _REMOTE:
+        files.append(_write_file(Path(folder) / f"passes-{os.getpid()}-workers.json",
+                                 {**_REMOTE_SETUP, "rows": worker_rows()}))
+    return files
+
+
+def _write_file(path: Path, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch else None
-    tmp.write_text(json.dumps({"pid": os.getpid(), "threads": threads, "rows": rows()}, indent=1))
+    tmp.write_text(json.dumps({"pid": os.getpid(), **data}, indent=1))
     os.replace(tmp, path)
     return path
 
@@ -88,27 +132,31 @@ def write(folder: str | os.PathLike) -> Path:
 def read(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The counts of every process that wrote into ``folder``, summed; None when none did.
 
-    ``{"processes": n, "threads": [torch threads per process], "rows": [...]}``.
+    ``{"processes": n, "threads": [torch threads per process], "rows": [...], "groups": [...]}``; each
+    group is one file's ``{"threads", "workers", "rows"}`` (``workers``: processes that made its passes
+    in parallel, 1 but for Dask workers).
     """
     files = sorted(Path(folder).glob("passes-*.json"))
     if not files:
         return None
     total: dict[tuple[str, str, str], Tally] = {}
-    threads = []
+    threads, groups = [], []
     for path in files:
         data = json.loads(path.read_text())
         threads.append(data["threads"])
+        groups.append({"threads": data["threads"] or 1, "workers": data.get("workers", 1), "rows": data["rows"]})
         for r in data["rows"]:
             t = total.setdefault((r["model"], r["kind"], r["device"]), Tally())
             t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
     return {"processes": len(files), "threads": sorted({t for t in threads if t}),
             "rows": [{"model": m, "kind": k, "device": d, "images": t.images, "calls": t.calls,
-                      "seconds": round(t.seconds, 3)} for (m, k, d), t in sorted(total.items())]}
+                      "seconds": round(t.seconds, 3)} for (m, k, d), t in sorted(total.items())],
+            "groups": groups}
 
 
 def _write_at_exit() -> None:
     folder = os.environ.get(ENV)
-    if folder and _COUNTS:  # a process that forwarded no face model (e.g. the runner itself) writes nothing
+    if folder:  # a process that forwarded no face model (e.g. the runner itself) writes nothing
         write(folder)
 
 
@@ -199,8 +247,14 @@ def account(counts: dict[str, Any] | None, costs: dict[str, Any] | None, wall_se
         "recorded": True, "processes": counts["processes"], "threads": threads, "passes": counts["rows"],
         "forward_seconds": round(sum(r["seconds"] for r in counts["rows"]), 1),
         "wall_seconds": wall_seconds, "floor_seconds": None, "ratio": None, "unpriced": []}
+    workers = max((g["workers"] for g in counts.get("groups", [])), default=1)
+    if workers > 1:
+        out["dask_workers"] = workers
     if costs is not None and counts["rows"]:
-        floor, unpriced = floor_seconds(counts["rows"], costs, threads)
+        floor, unpriced = 0.0, []  # each process's passes at its threads' rate, Dask workers' shared among them
+        for g in counts.get("groups") or [{"threads": threads, "workers": 1, "rows": counts["rows"]}]:
+            seconds, missing = floor_seconds(g["rows"], costs, g["threads"])
+            floor, unpriced = floor + seconds / g["workers"], unpriced + [m for m in missing if m not in unpriced]
         out.update(floor_seconds=round(floor, 1), unpriced=unpriced, costs_measured=costs.get("measured"))
         if floor > 0:
             out["ratio"] = round(wall_seconds / floor, 2)
