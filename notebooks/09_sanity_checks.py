@@ -413,8 +413,7 @@ auc_summary[auc_summary.value == "cosine"].pivot_table(index=["model", "order"],
 # %%
 verdicts = pd.concat([sanity.randomisation_verdicts(cascade, target_table, threshold), *faith_verdicts],
                      ignore_index=True)
-verdicts = verdicts[["explainer", "model", "check", "verdict",
-                     *[c for c in verdicts.columns if c not in ("explainer", "model", "check", "verdict")]]]
+verdicts = verdicts[[*sanity.VERDICT_COLUMNS, *[c for c in verdicts.columns if c not in sanity.VERDICT_COLUMNS]]]
 plots.save_table(verdicts, cfg.out(NB, "sanity_verdicts"))
 overview = verdicts.pivot_table(index=["explainer"], columns=["check", "model"], values="verdict", aggfunc="first")
 overview.reindex(list(sanity.EXPLAINERS))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facexai import claims, plots, profiles
+from facexai import claims, plots, profiles, protocol
 from facexai.claims import NOT_JUDGEABLE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED
 
 SPEC = claims.SPEC
@@ -550,7 +550,8 @@ def test_the_ledger_links_a_claim_to_its_protocol_sweep_rows(tmp_path):
     pd.DataFrame([dict(claim="drop_map", n_definitions=4, n_in_range=0, primary_value=0.05, closest_definition="q=2",
                        closest_value=0.09),
                   dict(claim="drop_random", n_definitions=4, n_in_range=3, primary_value=0.02,
-                       closest_definition="q=1", closest_value=0.03)]).to_csv(folder / "sweep_closest.csv", index=False)
+                       closest_definition="q=1", closest_value=0.03)]
+                 ).reindex(columns=protocol.CLOSEST_COLUMNS).to_csv(folder / "sweep_closest.csv", index=False)
     text = claims.sweep_of("occlusion_drop", tmp_path)
     assert "drop_map: in range under none of 4 definitions; ours (primary) 0.050, closest 0.090 (q=2)" in text
     assert "drop_random: in range under 3 of 4 definitions" in text

@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from facexai import (bhattacharyya, cache, layer_similarity, occlusion_runner, occlusion_summary, profiles,
-                     provenance, regions)
+                     protocol, provenance, regions)
 from facexai import generalizability as xai
 from facexai import runstamp, sanity, techniques
 from facexai.bhattacharyya import DIFFERENT, DIFFERENT_PEOPLE, SAME, SAME_PERSON
@@ -1028,7 +1028,7 @@ SANITY = "09_sanity_checks/sanity_verdicts.csv"
 
 def sanity_of(explainers: Sequence[str], figures_dir: Path, stamp: dict | None = None) -> str:
     """The sanity-check verdicts (notebook 09) of the explainers a claim rests on, or 'not run'."""
-    table = _side_table(figures_dir, SANITY, stamp, ("explainer", "model", "check", "verdict"))
+    table = _side_table(figures_dir, SANITY, stamp, sanity.VERDICT_COLUMNS)
     if table is None:
         return "not run"
 
@@ -1052,8 +1052,7 @@ def sweep_of(key: str, figures_dir: Path, stamp: dict | None = None) -> str:
     links = SWEEP_LINKS.get(key, ())
     if not links:
         return ""
-    table = _side_table(figures_dir, SWEEP, stamp, ("claim", "n_definitions", "n_in_range", "primary_value",
-                                                    "closest_definition", "closest_value"))
+    table = _side_table(figures_dir, SWEEP, stamp, protocol.CLOSEST_COLUMNS)
     if table is None:
         return "not run"
 

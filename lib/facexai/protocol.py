@@ -263,6 +263,12 @@ def summarize(stats: dict[tuple, tuple], primary: dict[str, str], alpha: float =
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+#: columns of ``sweep_closest.csv`` (notebook 10; the claims ledger reads it)
+CLOSEST_COLUMNS = ["claim", "published_lo", "published_hi", "n_definitions", "primary_definition", "primary_value",
+                   "n_in_range", "in_range_definitions", "closest_definition", "closest_value", "closest_distance",
+                   "min_value", "min_definition", "max_value", "max_definition"]
+
+
 def closest(summary: pd.DataFrame, model: str = ALL) -> pd.DataFrame:
     """Per claim (rows of ``model``): the primary value, the definitions in range, the closest one, the spread."""
     rows = []
@@ -281,7 +287,7 @@ def closest(summary: pd.DataFrame, model: str = ALL) -> pd.DataFrame:
             "closest_definition": best.definition, "closest_value": best.value, "closest_distance": best.distance,
             "min_value": g.value.min(), "min_definition": g.loc[g.value.idxmin()].definition,
             "max_value": g.value.max(), "max_definition": g.loc[g.value.idxmax()].definition})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CLOSEST_COLUMNS)
 
 
 def select(summary: pd.DataFrame, claims: Sequence[str], fixed: Mapping[str, str], model: str | None = ALL

@@ -369,10 +369,14 @@ def check_inputs(cfg: Config, model: FaceModel, st: study.Study, n_images: int) 
 
 # ---------------------------------------------------------------- verdicts
 
+#: the first columns of ``sanity_verdicts.csv`` (notebook 09), which every check's rows have; the claims ledger
+#: reads them (each check adds its own measures after them)
+VERDICT_COLUMNS = ["explainer", "model", "check", "verdict"]
+
 def randomisation_verdicts(cascade: pd.DataFrame, targets: pd.DataFrame,
                            threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """One row per explainer x model x check (model randomisation at the last stage; each target):
-    explainer, model, check, verdict, spearman (mean |rho|), ssim (mean), threshold, n_images, rule."""
+    :data:`VERDICT_COLUMNS`, spearman (mean |rho|), ssim (mean), threshold, n_images, rule."""
     rows = []
     last = cascade[cascade.stage == cascade.groupby("model").stage.transform("max")]
     for (model, name), g in last.groupby(["model", "explainer"], sort=True):
