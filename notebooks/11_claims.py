@@ -46,6 +46,7 @@ run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
 min_images = None  # only people with >= this many images; None: the profile's (--min-images)
 figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
+beside = ""  # another run (its folder beside this run's, e.g. quick) whose verdicts to set beside these; empty: none
 
 # %%
 from IPython.display import Markdown, display
@@ -121,6 +122,20 @@ ax.set(xlabel="claims", ylabel="", title=f"verdicts per work ({len(ledger)} clai
 ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 ax.xaxis.get_major_locator().set_params(integer=True)
 plots.save_figure(fig, cfg.out(NB, "verdicts"))
+
+# %% [markdown]
+# ## Beside another run
+# With `beside` (e.g. `-p beside quick` in the paper run), each claim's verdict, value and n from that
+# run's ledger next to this run's, and whether the verdict changed: what the scale changes.
+# `beside_<run>.csv`: claim, `<run>_verdict`, `<run>_ours`, `<run>_n` per run, verdict_changed.
+
+# %%
+if beside:
+    compared = claims.side_by_side({beside: claims.read_ledger(cfg.figures_dir.parent / beside), cfg.run_name: ledger})
+    plots.save_table(compared, cfg.out(NB, f"beside_{beside}"))
+    print(f"{int(compared.verdict_changed.sum())} of {len(compared)} verdicts differ between {beside} and "
+          f"{cfg.run_name}")
+    display(compared)
 
 # %% [markdown]
 # ### Reading

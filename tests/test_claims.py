@@ -593,3 +593,21 @@ def test_declared_settings_leave_out_what_every_notebook_gets(tmp_path):
         "09_sanity_checks": {"parameters": {**common, "n_images": 8, "n_stages": 3}},
         claims.XAI: {"parameters": {**common, "sweep_models": "DLIB"}}}}))
     assert claims.run_settings(cfg)["declared settings"] == "08: sweep_models=DLIB; 09: n_images=8, n_stages=3"
+
+
+def test_side_by_side_sets_each_runs_verdict_beside_the_others(tmp_path):
+    quick = pd.DataFrame({"claim": ["a", "b"], "verdict": [PARTLY, NOT_JUDGEABLE], "ours": ["0.1", "0.2"],
+                          "n": ["60", "60"], "reason": ["r", "r"]})
+    paper = pd.DataFrame({"claim": ["b", "a", "c"], "verdict": [NOT_REPRODUCED, PARTLY, REPRODUCED],
+                          "ours": ["0.3", "0.1", "0.5"], "n": ["1000", "1000", "1000"], "reason": ["r"] * 3})
+    table = claims.side_by_side({"quick": quick, "paper": paper})
+    assert list(table.claim) == ["a", "b", "c"]
+    assert list(table.columns) == ["claim", "quick_verdict", "quick_ours", "quick_n", "paper_verdict", "paper_ours",
+                                   "paper_n", "verdict_changed"]
+    assert list(table.verdict_changed) == [False, True, True]
+    assert table.set_index("claim").loc["c", "quick_verdict"] == ""
+    with pytest.raises(FileNotFoundError, match="run notebook 11 for that run first"):
+        claims.read_ledger(tmp_path)
+    (tmp_path / "11_claims").mkdir()
+    quick.to_csv(tmp_path / claims.LEDGER, index=False)
+    pd.testing.assert_frame_equal(claims.read_ledger(tmp_path), quick, check_dtype=False)

@@ -40,3 +40,31 @@ def test_claims_ledger(smoke_run):
     assert "## Run and caveats" in md and "## Rules" in md
     assert (figures / "11_claims" / "forest.png").is_file() and "![ours vs published](11_claims/forest.png)" in md
     assert "## Provenance" in md
+
+
+def test_ledger_beside_another_run(smoke_run, tmp_path):
+    """-p beside RUN: notebook 11 sets the verdicts of RUN's ledger beside this run's (a copy of the smoke run,
+    whose 'other' run disagrees on one claim)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from facexai import profiles
+
+    _, figures, _ = smoke_run
+    cache = json.loads((figures / "manifest.json").read_text())["options"]["cache_dir"]  # the run's data artifacts
+    ours = tmp_path / "figures" / figures.name
+    shutil.copytree(figures, ours)
+    other = pd.read_csv(figures / claims.LEDGER, keep_default_na=False)
+    first = other.claim.iloc[0]
+    other.loc[0, "verdict"] = next(v for v in claims.VERDICTS if v != other.verdict.iloc[0])
+    (tmp_path / "figures" / "other" / "11_claims").mkdir(parents=True)
+    other.to_csv(tmp_path / "figures" / "other" / claims.LEDGER, index=False)
+    res = subprocess.run([sys.executable, "-P", "-m", "facexai.cli", "--profile", "smoke", "--only", "11",
+                          "--run-name", figures.name, "--figures-dir", str(ours), "--out", str(tmp_path / "out"),
+                          "--cache-dir", cache, "--no-html", "-p", "beside", "other"],
+                         cwd=profiles.REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    table = pd.read_csv(ours / "11_claims" / "beside_other.csv", keep_default_na=False)
+    assert list(table.claim) == list(other.claim)
+    assert table.loc[table.verdict_changed.astype(str) == "True", "claim"].tolist() == [first]

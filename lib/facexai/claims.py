@@ -1298,3 +1298,25 @@ def write_ledger(ledger: pd.DataFrame, figures_dir: str | Path, title: str = "Cl
     cache.atomic_write(md, lambda tmp: tmp.write_text(to_markdown(ledger, title, head, forest_figure)))
     cache.atomic_write(page, lambda tmp: tmp.write_text(to_html(ledger, title, head, forest_figure)))
     return [md, page]
+
+
+LEDGER = "11_claims/claims.csv"
+
+
+def read_ledger(figures_dir: str | Path) -> pd.DataFrame:
+    """The ledger another run's notebook 11 wrote (figures_dir/11_claims/claims.csv)."""
+    path = Path(figures_dir) / LEDGER
+    if not path.is_file():
+        raise FileNotFoundError(f"no claims ledger at {path}: run notebook 11 for that run first")
+    return pd.read_csv(path, keep_default_na=False, dtype=str)  # text cells, as the ledger wrote them
+
+
+def side_by_side(ledgers: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per claim (in the first ledger's order, then claims only later ones have), each run's verdict, value
+    and n, named ``<run>_verdict`` etc., and whether the verdicts differ: e.g. the paper run beside quick."""
+    frames = [ledger.set_index("claim")[["verdict", "ours", "n"]].rename(columns=lambda c: f"{run}_{c}")
+              for run, ledger in ledgers.items()]
+    table = pd.concat(frames, axis=1, join="outer", sort=False).fillna("")
+    verdicts = table[[f"{run}_verdict" for run in ledgers]]
+    table["verdict_changed"] = verdicts.nunique(axis=1) > 1
+    return table.rename_axis("claim").reset_index()
