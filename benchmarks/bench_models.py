@@ -152,7 +152,7 @@ def markdown(data: dict) -> str:
     """The measured table as the README shows it."""
     lines = [f"# Measured img/s per model ({data['measured']})", "",
              f"- command: `{data['command']}`", f"- machine: {data['machine']}",
-             "- load (`uptime`, a shared machine; a background job runs at nice 19): "
+             "- load (`uptime` before and after each model; other jobs on the machine raise it): "
              + "; ".join(f"{s}" for s in data["load"]),
              f"- kinds: `nograd` = batched forward under no_grad (batch 32); `grad` = forward + autograd.grad to "
              f"the Grad-CAM layer (named layer {data['cam_layer']}; batch 16), the floor's rate for every grad pass; "
