@@ -207,9 +207,7 @@ plots.save_figure(fig, cfg.out(NB, "q_curves"))
 # random mask below.
 
 # %%
-rng = np.random.default_rng(cfg.seed)
-who = sorted(protocol.occluded)[rng.integers(len(protocol.occluded))]
-path = protocol.occluded[who][0]
+who, path = occlusion_runner.example_image(protocol, list(maps.values()), cfg.seed)
 shown = {name: (zoo[name].spec.geometry, occlusion_runner.occlusion_examples(
     cfg, maps[name], protocol, path, zoo[name].spec.geometry, fill_kinds, q)) for name in cfg.models}
 fig = plots.occlusion_examples(shown, fill_kinds, q,

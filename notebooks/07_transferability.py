@@ -58,7 +58,6 @@ n_boot = 1000
 # `facexai.occlusion_summary.transfer_table` / `table2`.
 
 # %%
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -152,9 +151,7 @@ for tech, table in tables.items():
 # %%
 if maps:
     first = next(iter(maps))
-    rng = np.random.default_rng(cfg.seed)
-    who = sorted(protocol.occluded)[rng.integers(len(protocol.occluded))]
-    path = protocol.occluded[who][0]
+    who, path = occlusion_runner.example_image(protocol, list(maps[first].values()), cfg.seed)
     shown = {}
     for gen in zoo:
         for ev, model in zoo.items():

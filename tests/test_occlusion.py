@@ -256,3 +256,28 @@ def test_split_reproducible_and_seeded() -> None:
 def test_split_bad_n_eval(n_eval) -> None:
     with pytest.raises(ValueError, match="n_eval"):
         occlusion.split_generation_evaluation(PEOPLE, n_eval)
+
+
+def test_the_example_image_is_of_a_person_every_model_has_a_map_of() -> None:
+    """A person with one generation image gets no person map (the full-LFW run met one in the example cell)."""
+    import pandas as pd
+
+    from facexai.occlusion_protocol import Protocol
+    from facexai.occlusion_runner import example_image
+    from facexai.person_maps import PersonMaps
+
+    people = ["A", "B", "C"]
+    held = {p: [f"{p}/held.jpg"] for p in people}
+    protocol = Protocol(pd.DataFrame(), {p: [f"{p}/gen.jpg"] for p in people}, held, False, pd.DataFrame(), "t",
+                        pd.DataFrame())
+
+    def maps(covered: list[str]) -> PersonMaps:
+        return PersonMaps("M", "arcface112", "leam", ["overall"], covered, {p: [] for p in covered},
+                          np.full((len(covered), 1, 2, 2), 0.25, np.float32))
+
+    everyone = [maps(people), maps(people)]
+    assert example_image(protocol, everyone, seed=0) == example_image(protocol, everyone, seed=0)
+    assert {example_image(protocol, everyone, seed)[0] for seed in range(20)} == set(people)  # a seeded draw
+    assert {example_image(protocol, [maps(people), maps(["B"])], seed) for seed in range(20)} == {("B", "B/held.jpg")}
+    with pytest.raises(ValueError, match="no occluded person has a person map"):
+        example_image(protocol, [maps(["A"]), maps(["C"])], seed=0)

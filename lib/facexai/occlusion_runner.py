@@ -237,6 +237,16 @@ def _mean_colour(cfg: Config, protocol: Protocol, geometry: str) -> np.ndarray:
     return protocol.memo[tag]
 
 
+def example_image(protocol: Protocol, maps: Sequence[PersonMaps], seed: int) -> tuple[str, str]:
+    """(person, held-out path) of the figures' example: a seeded draw among the occluded people that every
+    one of ``maps`` has a person map of (one with a single generation image has none)."""
+    people = sorted(p for p in protocol.occluded if all(p in m for m in maps))
+    if not people:
+        raise ValueError("no occluded person has a person map in every model: nothing to show")
+    who = people[np.random.default_rng(seed).integers(len(people))]
+    return who, protocol.occluded[who][0]
+
+
 def occlusion_examples(cfg: Config, maps: PersonMaps, protocol: Protocol, path: str, geometry: str,
                        fills: Sequence[str], q: float = 1.0, random_seed: int = 0,
                        blur_sigma: float = occlusion.DEFAULT_BLUR_SIGMA) -> dict[str, np.ndarray]:
