@@ -76,6 +76,14 @@ def reset() -> None:
     """Forget this process's counts (a forked child starts from zero, see below)."""
     _COUNTS.clear()
     _REMOTE.clear()
+    _REMOTE_SETUP.update(threads=1, workers=1)
+
+
+def _add(counts: dict[tuple[str, str, str], Tally], made: list[dict[str, Any]]) -> None:
+    """Add rows (as :func:`rows` gives them) to ``counts``."""
+    for r in made:
+        t = counts.setdefault((r["model"], r["kind"], r["device"]), Tally())
+        t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
 
 
 def snapshot() -> dict[tuple[str, str, str], tuple[int, int, float]]:
@@ -96,9 +104,7 @@ def since(before: dict[tuple[str, str, str], tuple[int, int, float]]) -> list[di
 
 def add_remote(made: list[dict[str, Any]], threads: int, workers: int) -> None:
     """Count passes a Dask worker made for this process (rows of :func:`since`); ``workers`` ran in parallel."""
-    for r in made:
-        t = _REMOTE.setdefault((r["model"], r["kind"], r["device"]), Tally())
-        t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
+    _add(_REMOTE, made)
     _REMOTE_SETUP.update(threads=max(int(threads or 1), 1), workers=max(workers, _REMOTE_SETUP["workers"]))
 
 
@@ -145,13 +151,9 @@ def read(folder: str | os.PathLike) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
         threads.append(data["threads"])
         groups.append({"threads": data["threads"] or 1, "workers": data.get("workers", 1), "rows": data["rows"]})
-        for r in data["rows"]:
-            t = total.setdefault((r["model"], r["kind"], r["device"]), Tally())
-            t.images, t.calls, t.seconds = t.images + r["images"], t.calls + r["calls"], t.seconds + r["seconds"]
+        _add(total, data["rows"])
     return {"processes": len(files), "threads": sorted({t for t in threads if t}),
-            "rows": [{"model": m, "kind": k, "device": d, "images": t.images, "calls": t.calls,
-                      "seconds": round(t.seconds, 3)} for (m, k, d), t in sorted(total.items())],
-            "groups": groups}
+            "rows": [{**r, "seconds": round(r["seconds"], 3)} for r in rows(total)], "groups": groups}
 
 
 def _write_at_exit() -> None:

@@ -373,6 +373,7 @@ def check_inputs(cfg: Config, model: FaceModel, st: study.Study, n_images: int) 
 #: reads them (each check adds its own measures after them)
 VERDICT_COLUMNS = ["explainer", "model", "check", "verdict"]
 
+
 def randomisation_verdicts(cascade: pd.DataFrame, targets: pd.DataFrame,
                            threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """One row per explainer x model x check (model randomisation at the last stage; each target):
