@@ -249,9 +249,9 @@ def account(counts: dict[str, Any] | None, costs: dict[str, Any] | None, wall_se
         "recorded": True, "processes": counts["processes"], "threads": threads, "passes": counts["rows"],
         "forward_seconds": round(sum(r["seconds"] for r in counts["rows"]), 1),
         "wall_seconds": wall_seconds, "floor_seconds": None, "ratio": None, "unpriced": []}
-    workers = max((g["workers"] for g in counts.get("groups", [])), default=1)
-    if workers > 1:
-        out["dask_workers"] = workers
+    workers = max((g["workers"] for g in counts.get("groups") or []), default=1)
+    if workers > 1:  # the split by process, so the account can be repriced (benchmarks/cost_account.py)
+        out.update(dask_workers=workers, groups=counts["groups"])
     if costs is not None and counts["rows"]:
         floor, unpriced = 0.0, []  # each process's passes at its threads' rate, Dask workers' shared among them
         for g in counts.get("groups") or [{"threads": threads, "workers": 1, "rows": counts["rows"]}]:
