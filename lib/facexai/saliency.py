@@ -27,7 +27,8 @@ from facexai.person_maps import PersonMaps
 from facexai.profiles import Config
 from facexai.techniques import CamSettings, RiseSettings, Technique
 
-SHARD = 64  # images per cache shard
+SHARD = 64  # images per cache shard of CAM-family maps
+RISE_SHARD = 4  # a RISE image costs n_masks forwards: few per shard keeps every worker busy and a resume cheap
 
 
 @dataclass
@@ -137,7 +138,7 @@ def image_maps(cfg: Config, model: FaceModel, images: pd.DataFrame, *, explainer
                         tgt.select(torch.as_tensor(idx)))
 
     desc = f"{'+'.join(planes)} maps {model.spec.name}"
-    maps = executor.current().sharded_array(folder, len(rows), SHARD, compute,
+    maps = executor.current().sharded_array(folder, len(rows), RISE_SHARD if rise else SHARD, compute,
                                             progress=lambda r: tqdm(r, desc=desc, unit="shard"),
                                             job=job if ref else None, desc=desc)
     if rise:
