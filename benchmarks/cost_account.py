@@ -38,6 +38,8 @@ def repriced(entry: dict[str, Any], costs: dict[str, Any]) -> dict[str, Any]:
     stored = entry["cost"]
     if not stored.get("recorded"):
         return {"recorded": False, "wall_seconds": entry["seconds"], "floor_seconds": None, "ratio": None}
+    if stored.get("dask_workers") and "groups" not in stored:
+        return stored  # written before the per-process split was kept: repricing would count workers' passes as the kernel's
     counts = {"processes": stored["processes"], "threads": [stored["threads"]], "rows": stored["passes"],
               "groups": stored.get("groups")}  # a run with Dask workers: their passes apart, shared among them
     return passes.account(counts, costs, entry["seconds"])

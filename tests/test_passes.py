@@ -129,6 +129,8 @@ def test_dask_workers_passes_are_counted_by_the_kernel_and_shared_among_workers(
     assert acc["dask_workers"] == 2 and acc["floor_seconds"] == 6.0  # 20 / 10 + 80 / 10 / 2
     again = cost_account.repriced({"seconds": 8.0, "cost": acc}, COSTS)  # from the manifest entry, as stored
     assert again["floor_seconds"] == 6.0 and again["dask_workers"] == 2
+    older = {k: v for k, v in acc.items() if k != "groups"}  # stored before the split was kept: not repriced
+    assert cost_account.repriced({"seconds": 8.0, "cost": older}, COSTS)["floor_seconds"] == 6.0
     passes.reset()  # forgets the workers' setup with their counts
     passes.add_remote(made, threads=1, workers=1)
     assert passes.write(tmp_path / "again") and passes.read(tmp_path / "again")["groups"][0]["workers"] == 1
