@@ -31,7 +31,8 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
     """Write ``fig`` as ``<path>.png`` and ``<path>.pdf`` (any suffix of ``path`` is replaced).
 
     The PNG starts at ``savefig.dpi`` (at most :data:`MAX_PNG_PIXELS`) and is re-saved at a lower
-    resolution until it is under ``max_bytes`` (logged); the PDF is vector and keeps everything.
+    resolution until it is under ``max_bytes`` (logged); the PDF keeps text and lines as vectors and its
+    images (maps, crops) at the PNG's resolution, so a grid of maps does not weigh megabytes there either.
     """
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
     elif dpi < first:
         log.info("%s: saved at %.0f dpi (not %.0f) to stay under %.2f MB (%.2f MB)", png.name, dpi, first,
                  max_bytes / 1e6, size / 1e6)
-    fig.savefig(base.with_suffix(".pdf"))
+    fig.savefig(base.with_suffix(".pdf"), dpi=dpi)
     return [png, base.with_suffix(".pdf")]
 
 
