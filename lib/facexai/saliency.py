@@ -65,8 +65,10 @@ def rise_to_maps(raw: torch.Tensor) -> torch.Tensor:
 
 def select_rows(images: pd.DataFrame, max_images: int | None = None, paths: Sequence[str] | None = None,
                 seed: int = 0) -> np.ndarray:
-    """Rows of ``images`` to explain: those of ``paths``, else whole individuals in a seeded order
-    until at least ``max_images`` images are taken (None or 0: every row). Sorted."""
+    """Rows of ``images`` to explain: those of ``paths``, else whole individuals in a seeded order, each
+    taken when its images still fit in ``max_images`` (None or 0: every row), so a small budget covers as
+    many people as it can rather than one person with many images; when nobody fits, the seeded first
+    person. Sorted."""
     if paths is not None:
         wanted = images.path.isin(list(paths))
         missing = set(paths) - set(images.path)
@@ -77,13 +79,17 @@ def select_rows(images: pd.DataFrame, max_images: int | None = None, paths: Sequ
         return np.arange(len(images))
     if max_images < 0:
         raise ValueError(f"max_images must be >= 0, got {max_images}")
-    people = sorted(images.identity.unique())
-    rows: list[int] = []
-    for i in np.random.default_rng(seed).permutation(len(people)):
-        if len(rows) >= max_images:
+    sizes = images.identity.value_counts()
+    people = sorted(sizes.index)
+    order = [people[i] for i in np.random.default_rng(seed).permutation(len(people))]
+    chosen, taken = [], 0
+    for who in order:
+        if taken + sizes[who] <= max_images:
+            chosen.append(who)
+            taken += sizes[who]
+        if taken == max_images:
             break
-        rows.extend(np.flatnonzero((images.identity == people[i]).to_numpy()))
-    return np.sort(np.asarray(rows))
+    return np.flatnonzero(images.identity.isin(chosen or order[:1]).to_numpy())
 
 
 def cam_runner(tech: Technique, model: FaceModel, layers: list[str], settings: CamSettings) -> Callable:
