@@ -118,7 +118,7 @@ zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in names}
 main_layer, swept_layers = gen.layer_plan(zoo, sweep_names, method.cam_layer, cfg.xai_sweep_layers)
 print(f"profile {cfg.profile}: models {names} (sweeps on {sweep_names}); techniques {techs}; fills {fill_kinds}")
 print(f"Grad-CAM family layer: {main_layer}; RISE: {cfg.rise_masks} masks of {gen.RISE_CELL}-px cells on "
-      f"{cfg.rise_images or 'all'} generation images")
+      f"{f'up to {cfg.rise_images}' if cfg.rise_images else 'all'} generation images (whole people)")
 
 # %% [markdown]
 # ## Data sets
@@ -155,7 +155,7 @@ print(f"total: {work['map forwards'].sum()} map forwards in {work['map s'].sum()
 for dname, paths in result.subset_paths.items():
     if paths:
         print(f"{dname}: RISE on a subset: {len(paths)} held-out images (of {n_held[dname]}), maps from "
-              f"{n_rise_images} generation images")
+              f"up to {n_rise_images} generation images")
 work
 
 # %% [markdown]
@@ -350,6 +350,6 @@ if len(missing):
                  + " (column `published`: not given here).")
 if RISE_SUBSET in set(main_table.subset):
     lines.append(f"- S-RISE / CorrRISE rows cover the RISE subset only ({cfg.rise_masks} masks, "
-                 f"{n_rise_images} generation images); the paper profile explains everyone with 4000 masks.")
+                 f"up to {n_rise_images} generation images); the paper profile explains everyone with 4000 masks.")
 display(Markdown("\n".join(lines)))
 print(f"notebook 08 done in {time.perf_counter() - started:.0f} s")
