@@ -45,6 +45,8 @@ run_name = ""
 n_identities = None  # people selected; None: the profile's (./run_all.sh --n-identities)
 min_images = None  # only people with >= this many images; None: the profile's (--min-images)
 figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figures-dir)
+variant_models = None  # comma-separated models of the map variants; None: the profile's [protocol_sweep] setting
+variant_max_images = None  # images of those models' BC cells (whole individuals, 0: all); None: the profile's
 
 # %%
 import time
@@ -63,16 +65,16 @@ cfg = profiles.resolve(profile, data_root=data_root, pairs=pairs, models=models,
                        n_identities=n_identities, min_images=min_images, figures_dir=figures_dir)
 st = study.load(cfg)
 feasibility.check("10_protocol_sensitivity", st.images, cfg)
-grid = protocol.grid(cfg.profile)
+grid = protocol.grid(cfg.profile, variant_models=variant_models, variant_max_images=variant_max_images)
 NB = "10_protocol_sensitivity"
 zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in cfg.models}
-variant_models = [m for m in cfg.models if not grid.variant_models or m in grid.variant_models]
+with_variants = [m for m in cfg.models if not grid.variant_models or m in grid.variant_models]
 started = time.perf_counter()
 seconds, forwards = {}, {name: [0] for name in zoo}  # images each model forwarded here (maps and occlusions)
 for name, model in zoo.items():
     model.register_forward_hook(lambda _m, _i, out, n=forwards[name]: n.__setitem__(0, n[0] + len(out)))
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {list(cfg.models)}; "
-      f"map variants on {variant_models}")
+      f"map variants on {with_variants}")
 
 # %% [markdown]
 # ## The declared grid
@@ -95,7 +97,7 @@ grid_table
 t0 = time.perf_counter()
 bc = []
 for name, model in zoo.items():
-    cells = map_definitions.model_bc_cells(cfg, model, st.images, grid, variants=name in variant_models)
+    cells = map_definitions.model_bc_cells(cfg, model, st.images, grid, variants=name in with_variants)
     bc += cells
     print(f"{name}: {len(cells)} BC cells")
 seconds["bc"] = time.perf_counter() - t0
@@ -110,7 +112,7 @@ seconds["bc"] = time.perf_counter() - t0
 
 # %%
 t0 = time.perf_counter()
-for name in variant_models:
+for name in with_variants:
     cells = map_definitions.model_channel_cells(cfg, zoo[name], st.images, grid)
     bc += cells
     print(f"{name}: {len(cells)} channel-pattern BC cells")
@@ -234,7 +236,7 @@ samples = protocol.select(summary, ["table1_in_sample_minus_held_out"], on_prima
 plots.save_table(samples, cfg.out(NB, "samples"))
 plain = {"aggregation": "sum1_mean", "sharpening": "none", "target": "cosine", "antialias": "no"}
 representations = protocol.select(summary, ["bc_same", "bc_different", "bc_gap"], plain, model=None)
-representations = representations[representations.model.isin(variant_models)].reset_index(drop=True)
+representations = representations[representations.model.isin(with_variants)].reset_index(drop=True)
 plots.save_table(representations, cfg.out(NB, "representations"))
 if len(samples):
     plots.save_figure(protocol_plots.sample_effect(summary, "table1_in_sample_minus_held_out", on_primary_point),

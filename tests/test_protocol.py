@@ -17,6 +17,19 @@ def test_declared_grid_reads_for_every_profile():
         assert "kfold_balanced" in g.operating_points and g.accuracy_explainer == "gradcam++"
         assert ("cosine", False) in g.bc_variants and set(g.control_qs) <= set(g.accuracy_qs)
 
+def test_a_run_narrows_the_variant_scale():
+    paper = protocol.grid("paper")
+    assert protocol.grid("paper", variant_models=None, variant_max_images=None) == paper  # None: the profile's
+    narrow = protocol.grid("paper", variant_models=" DLIB, FN_C", variant_max_images="120")
+    assert narrow.variant_models == ("DLIB", "FN_C") and narrow.variant_max_images == 120
+    assert narrow.bc_sharpening == paper.bc_sharpening  # only the scale moves
+    assert protocol.grid("paper", variant_models=["SFACE"]).variant_models == ("SFACE",)
+    with pytest.raises(ValueError, match="unknown scale settings \\['n_boot'\\]"):
+        protocol.grid("paper", n_boot=10)
+    with pytest.raises(ValueError, match=">= 0"):
+        protocol.grid("paper", variant_max_images=-1)
+
+
 def test_primary_follows_the_method_table():
     method = SimpleNamespace(target="cosine", antialias=False, cam_layer=-2, q=1.0)
     p = protocol.primary(method)

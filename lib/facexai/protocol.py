@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +104,15 @@ def primary(method) -> dict[str, str]:
             "sample": "held_out", "setting": "white_box", "scale": "raw", "representation": "spatial"}
 
 
-def grid(profile: str, path: Path = PROFILES_FILE) -> Grid:
-    """The declared grid of ``profile``: ValueError for unknown or missing keys."""
+SCALE = ("variant_models", "variant_max_images")  # scale settings a run may narrow (a declared subset)
+
+
+def grid(profile: str, path: Path = PROFILES_FILE, **scale: object) -> Grid:
+    """The declared grid of ``profile``: ValueError for unknown or missing keys. ``scale`` overrides the
+    :data:`SCALE` settings that are not None (a run's declared subset, e.g. the paper run on a CPU)."""
+    unknown = set(scale) - set(SCALE)
+    if unknown:
+        raise ValueError(f"unknown scale settings {sorted(unknown)}; valid: {list(SCALE)}")
     with open(path, "rb") as fh:
         table = dict(tomllib.load(fh)["protocol_sweep"])
     per_profile = {k: table.pop(k) for k in list(table) if isinstance(table[k], dict)}
@@ -129,7 +136,16 @@ def grid(profile: str, path: Path = PROFILES_FILE) -> Grid:
         out[key] = tuple(float(q) for q in values[key])
         if not set(out[key]) <= set(out["accuracy_qs"]):
             raise ValueError(f"[protocol_sweep] {key} {out[key]} must be among accuracy_qs {out['accuracy_qs']}")
-    return Grid(**out)
+    given = {k: v for k, v in scale.items() if v is not None}
+    if "variant_models" in given:
+        names = given["variant_models"]
+        names = names.split(",") if isinstance(names, str) else names  # "FN_C,DLIB" or a list
+        given["variant_models"] = tuple(str(m).strip() for m in names if str(m).strip())
+    if "variant_max_images" in given:
+        given["variant_max_images"] = int(given["variant_max_images"])
+        if given["variant_max_images"] < 0:
+            raise ValueError(f"variant_max_images must be >= 0 (0: all), got {given['variant_max_images']}")
+    return replace(Grid(**out), **given)
 
 
 # ---------------------------------------------------------------- definitions
