@@ -89,6 +89,19 @@ def test_half_split_and_person_maps():
     assert len(diff) == 6 and all(a // 2 != b // 2 and a % 2 == 0 and b % 2 == 1 for a, b in diff)
 
 
+def test_person_pairs_are_all_then_a_seeded_sample(monkeypatch):
+    _, every = md.person_pairs(4)
+    p, q = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    want = np.stack([2 * p[p != q], 2 * q[p != q] + 1], axis=1)  # every ordered pair, in order
+    np.testing.assert_array_equal(every, want)
+    monkeypatch.setattr(md, "PERSON_PAIRS_MAX", 5)
+    same, drawn = md.person_pairs(4, seed=1)
+    assert len(same) == 4 and len(drawn) == 5 and len({tuple(d) for d in drawn}) == 5
+    assert {tuple(d) for d in drawn} <= {tuple(w) for w in want}  # distinct pairs of different people
+    np.testing.assert_array_equal(drawn, md.person_pairs(4, seed=1)[1])  # seeded
+    assert not np.array_equal(drawn, md.person_pairs(4, seed=2)[1])
+
+
 def test_bc_cells_cover_the_grid(maps):
     ids = np.repeat(["a", "b", "c"], 2)
     cells = md.bc_cells(maps, ids, "M", ["image", "person"], ["sum1_mean", "layers"], ["none", "top10"],

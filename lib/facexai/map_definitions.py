@@ -146,13 +146,24 @@ def half_person_maps(maps: np.ndarray, identities: np.ndarray, seed: int = 0) ->
     return people, out / out.sum(axis=(-2, -1), keepdims=True)
 
 
-def person_pairs(n_people: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs into a flattened [person * 2] half-map stack: same (p0, p1) and different (p0, q1), q != p."""
+PERSON_PAIRS_MAX = 20_000  # different-people pairs of the person level: all up to this many, else a seeded sample
+
+
+def person_pairs(n_people: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs into a flattened [person * 2] half-map stack: same (p0, p1) and different (p0, q1), q != p.
+
+    Every ordered different pair while there are at most :data:`PERSON_PAIRS_MAX` (60 people: 3,540);
+    beyond, that many drawn without replacement (seeded), so 1,000 people's 999,000 pairs do not make
+    the bootstrap hold a 1,000 x 999,000 resampling table (8 GB)."""
     same = np.stack([2 * np.arange(n_people), 2 * np.arange(n_people) + 1], axis=1)
-    p, q = np.meshgrid(np.arange(n_people), np.arange(n_people), indexing="ij")
-    off = p != q
-    different = np.stack([2 * p[off], 2 * q[off] + 1], axis=1)
-    return same, different
+    n_different = n_people * (n_people - 1)
+    if n_different <= PERSON_PAIRS_MAX:
+        index = np.arange(n_different)
+    else:
+        index = np.sort(np.random.default_rng(seed).choice(n_different, PERSON_PAIRS_MAX, replace=False))
+    p, r = np.divmod(index, max(n_people - 1, 1))
+    q = r + (r >= p)  # the r-th person other than p
+    return same, np.stack([2 * p, 2 * q + 1], axis=1)
 
 
 def level_stack(agg: np.ndarray, identities: np.ndarray, level: str, image_pairs: tuple[np.ndarray, np.ndarray],
@@ -165,7 +176,7 @@ def level_stack(agg: np.ndarray, identities: np.ndarray, level: str, image_pairs
         return agg, *image_pairs
     if level == "person":
         people, halves = half_person_maps(agg, identities, seed)
-        return halves.reshape(-1, *halves.shape[2:]), *person_pairs(len(people))
+        return halves.reshape(-1, *halves.shape[2:]), *person_pairs(len(people), seed)
     raise ValueError(f"unknown level {level!r}; valid: image, person")
 
 
