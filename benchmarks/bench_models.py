@@ -6,7 +6,7 @@ Per model (FN_C, FN_M, SFACE, DLIB, trained weights) and torch thread count (1 a
   table's ``cam_layer``, second-to-last named layer), batch 16: the cheapest explainer pass, so the
   floor it gives is a lower bound for every grad pass;
 - ``grad_all_layers``: the same to all named layers (LEAM's pass: the backward reaches the earliest
-  one), shown for reference and not used by the floor.
+  one), the rate of the passes an explainer counts as ``grad_all_layers`` (:func:`facexai.passes.grad_kind`).
 Each cell is measured ``--repeats`` times (interleaved, each timing ``--seconds`` of batches after a
 warm-up); the table gives the fastest, the median and the spread (max - min) / median. Writes
 ``benchmarks/results_models.md`` and ``results_models.json`` (read by the run manifest).
@@ -155,8 +155,8 @@ def markdown(data: dict) -> str:
              "- load (`uptime` before and after each model; other jobs on the machine raise it): "
              + "; ".join(f"{s}" for s in data["load"]),
              f"- kinds: `nograd` = batched forward under no_grad (batch 32); `grad` = forward + autograd.grad to "
-             f"the Grad-CAM layer (named layer {data['cam_layer']}; batch 16), the floor's rate for every grad pass; "
-             "`grad_all_layers` = the same to every named layer (LEAM's pass), for reference",
+             f"the Grad-CAM layer (named layer {data['cam_layer']}; batch 16), the floor's rate for `grad` passes; "
+             "`grad_all_layers` = the same to every named layer, the rate of LEAM's passes (counted as `grad_all_layers`)",
              f"- {data['repeats']} interleaved repeats of {data['seconds_per_measurement']} s each; best = fastest "
              "repeat (used by the floor), spread = (max - min) / median",
              f"- counting overhead: {data['counting_overhead_us_per_call']} us per forward call "

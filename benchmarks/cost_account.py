@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{costs['measured']}):\n")
     print("\n".join(table(manifest, costs, args.workers, args.worker_threads, args.img_per_s)))
     print(f"\nfloor (recomputed from the recorded passes with {args.costs.name}) = passes x the fastest measured per-image cost of each model and kind at the kernel's torch "
-          f"threads (grad passes: forward + backward to the Grad-CAM layer, a lower bound); forward s = wall time "
+          f"threads (grad: forward + backward to the Grad-CAM layer, a lower bound for any explainer; grad_all_layers: "
+          f"forward + backward to every named layer, LEAM's pass); forward s = wall time "
           f"inside the models' forwards as they ran in this run (backward not included, so wall / forward s is an upper bound of wall over the passes' own time); prediction = passes / (N x img/s) + max(wall - floor, 0); "
           f"a device's grad rate = its img/s x the model's measured grad / no-grad ratio.")
     return 0

@@ -210,7 +210,7 @@ def test_cluster_gives_the_rise_maps_occluded_embeddings_and_channel_patterns(cl
     sharded = other_sharded_steps(cfg, images)
     assert isinstance(executor.current(), executor.Distributed)  # profiles.resolve did not reset it
     made = {(r["model"], r["kind"]): r["images"] for r in passes.worker_rows()}  # the kernel's cost account
-    assert made[("SFACE", "grad")] == len(images)  # channel patterns: one forward + backward per image
+    assert made[("SFACE", "grad_all_layers")] == len(images)  # channel patterns: one forward + backward to every layer per image
     assert made[("SFACE", "nograd")] >= len(images) * (2 + 16)  # clean, occluded and 16 RISE masks per image
     for name, ours, theirs in zip(("srise", "corrrise"), sharded, alone):
         assert ours.shape == theirs.shape == (len(images), 1, 112, 112), name

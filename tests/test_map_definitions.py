@@ -74,6 +74,29 @@ def test_pair_bc_equals_metrics(maps, monkeypatch):
         md.unit_roots(-flat)
 
 
+def test_mask_bc_equals_the_float_bc_of_the_masks():
+    rng = np.random.default_rng(4)
+    masks = rng.random((7, 9, 13)) < rng.uniform(0.05, 0.6, (7, 1, 1))  # 117 pixels (not whole words), sizes differ
+    masks[0] = masks[1]
+    pairs = np.array([[0, 1], [1, 2], [3, 6], [5, 5], [6, 4]])
+    want = metrics.pair_bhattacharyya(masks[:, None].astype(np.float64), pairs)[:, 0]
+    np.testing.assert_allclose(md.mask_bc(masks, pairs), want, rtol=1e-12)
+    assert md.mask_bc(masks, pairs)[0] == 1.0 and md.mask_bc(masks, pairs)[3] == 1.0  # equal masks: exactly 1
+    np.testing.assert_allclose(md.map_bc(masks, pairs), want, rtol=1e-12)  # bool maps take the bit-count path
+    np.testing.assert_allclose(md.map_bc(masks.astype(np.float32), pairs), want, rtol=1e-5)  # the float path agrees
+    masks[2] = False
+    with pytest.raises(ValueError, match="sums to zero"):
+        md.mask_bc(masks, pairs)
+
+
+def test_top_sharpened_bc_is_the_overlap_share(maps):
+    flat = maps.mean(1)
+    top = md.sharpen(flat, "top10")
+    assert top.dtype == bool
+    shared = (top[0] & top[3]).sum() / top[0].sum()  # equal sizes k: BC = |A & B| / k
+    assert md.map_bc(top, np.array([[0, 3]]))[0] == pytest.approx(shared, abs=1e-15)
+
+
 def test_half_split_and_person_maps():
     ids = np.array(["a"] * 5 + ["b"] * 2 + ["c"])
     half = md.half_split(ids, seed=3)
@@ -113,6 +136,24 @@ def test_bc_cells_cover_the_grid(maps):
     same = next(c for c in img if c.claim == "bc_same").strata[0][1]
     assert len(same) == 3 and same[0] == pytest.approx(metrics.bhattacharyya(maps[0].mean(0), maps[1].mean(0)),
                                                        rel=1e-5)
+
+
+def test_bc_cells_resume_from_their_cache(maps, tmp_path, monkeypatch):
+    ids = np.repeat(["a", "b", "c"], 2)
+    args = (maps, ids, "M", ["image", "person"], ["sum1_mean", "layers"], ["none", "top10", "power2"],
+            {"target": "cosine"})
+    fresh = md.bc_cells(*args, seed=0, cache_folder=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1 + 3  # one file per aggregation
+    def recompute(*a, **k):
+        raise RuntimeError("recomputed a cached aggregation")
+
+    monkeypatch.setattr(md, "aggregation_bcs", recompute)
+    again = md.bc_cells(*args, seed=0, cache_folder=tmp_path)
+    assert [(c.claim, c.definition) for c in again] == [(c.claim, c.definition) for c in fresh]
+    for a, b in zip(fresh, again):
+        np.testing.assert_array_equal(a.strata[0][1], b.strata[0][1])
+    with pytest.raises(RuntimeError, match="recomputed"):  # another seed is another cache entry
+        md.bc_cells(*args, seed=1, cache_folder=tmp_path)
 
 
 def _channel_cells(layer_patterns, ids, **kw):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from facexai import passes
-from facexai.explain import LEAM
+from facexai.explain import LEAM, GradCAM
 from facexai.models.registry import MODELS, FaceModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +22,8 @@ import cost_account  # noqa: E402
 
 def toy_model(name: str = "TOY") -> FaceModel:
     spec = dataclasses.replace(MODELS["SFACE"], name=name, input_size=8)
-    backbone = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten())
-    return FaceModel(spec, nn.Identity(), backbone, {"conv": "0", "flat": "1"}).eval()
+    backbone = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Conv2d(2, 2, 3), nn.Flatten())
+    return FaceModel(spec, nn.Identity(), backbone, {"conv": "0", "conv2": "1", "flat": "2"}).eval()
 
 
 def by_kind() -> dict[tuple[str, str], tuple[int, int]]:
@@ -44,14 +44,26 @@ def test_every_image_is_counted_once_and_grad_passes_apart():
         model(images[3:])
     assert by_kind() == {("TOY", "nograd"): (5, 2)}
     maps = LEAM(model, {"conv": "backbone.0"})(images[:4], lambda e: e.sum(1))  # the explainers' pass
-    assert maps.shape == (4, 1, 8, 8)
-    assert by_kind() == {("TOY", "nograd"): (5, 2), ("TOY", "grad"): (4, 1)}
+    assert maps.shape == (4, 1, 8, 8)  # its backward reaches the first named layer: the deep kind
+    assert by_kind() == {("TOY", "nograd"): (5, 2), ("TOY", "grad_all_layers"): (4, 1)}
+    GradCAM(model, {"conv2": "backbone.1"})(images[:2], lambda e: e.sum(1))  # a backward to a later layer only
+    assert by_kind()[("TOY", "grad")] == (2, 1)
     toy_model("OTHER")(images[:1])  # grad enabled, no explicit no_grad: an autograd graph, so a grad pass
     assert by_kind()[("OTHER", "grad")] == (1, 1)
     assert all(r["seconds"] > 0 and r["device"] == "cpu" for r in passes.rows())
     with pytest.raises(ValueError, match="expects RGB images"):  # a refused batch is not counted
         model(torch.rand(2, 3, 9, 9))
     assert by_kind()[("TOY", "nograd")] == (5, 2)
+
+
+def test_grad_kind_is_scoped_and_checked():
+    with passes.grad_kind("grad_all_layers"):
+        passes.counted("M", torch.zeros(2, 1), lambda: torch.zeros(2, 1, requires_grad=True))
+    passes.counted("M", torch.zeros(3, 1), lambda: torch.zeros(3, 1, requires_grad=True))
+    assert by_kind() == {("M", "grad_all_layers"): (2, 1), ("M", "grad"): (3, 1)}
+    with pytest.raises(ValueError, match="grad kind"):
+        with passes.grad_kind("nograd"):
+            pass
 
 
 def test_processes_write_their_own_file_at_exit_and_read_sums_them(tmp_path, monkeypatch):
@@ -203,7 +215,7 @@ def test_the_smoke_run_records_each_notebooks_passes(smoke_run):
     """The runner gives every kernel its passes folder: the smoke run's manifest holds 03's LEAM passes
     (forward + backward of each selected image per model) and 01's embedding passes."""
     manifest = json.loads((smoke_run[1] / "manifest.json").read_text())["notebooks"]
-    for stem, kind in (("01_models", "nograd"), ("03_leam_layers", "grad")):
+    for stem, kind in (("01_models", "nograd"), ("03_leam_layers", "grad_all_layers")):
         cost = manifest[stem]["cost"]
         assert cost["recorded"], stem
         assert sum(p["images"] for p in cost["passes"] if p["kind"] == kind) > 0, stem

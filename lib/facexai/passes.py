@@ -2,10 +2,11 @@
 
 Every :meth:`FaceModel.forward <facexai.models.registry.FaceModel.forward>` goes through
 :func:`counted`. A pass is of kind ``"grad"`` when its output carries an autograd graph (the CAM
-explainers' forward, which a backward follows) and ``"nograd"`` otherwise (embeddings, occluded
-embeddings, RISE masks). The time is the wall time inside the forward only; what a backward costs
-enters through the measured table of per-image costs (:func:`floor_seconds`, whose ``grad`` rate
-is forward + backward). Counting is two clock reads and a dict update per batch; on CUDA the time
+explainers' forward, which a backward follows), ``"grad_all_layers"`` when the explainer said its
+backward reaches the model's first named layer (:func:`grad_kind`: LEAM's pass, about twice the
+cost), and ``"nograd"`` otherwise (embeddings, occluded embeddings, RISE masks). The time is the
+wall time inside the forward only; what a backward costs enters through the measured table of
+per-image costs (:func:`floor_seconds`, whose grad rates are forward + backward). Counting is two clock reads and a dict update per batch; on CUDA the time
 is exact only with ``$FACEXAI_PASSES_SYNC=1`` (a synchronize around each forward), else it is the
 launch time.
 
@@ -18,11 +19,13 @@ with the workers' thread count and number, so the floor divides them among the w
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +35,8 @@ if TYPE_CHECKING:  # torch is imported by whoever forwards a model; the run mani
 
 ENV = "FACEXAI_PASSES_DIR"  # folder the counts are written to at exit (set by the runner per notebook)
 SYNC_ENV = "FACEXAI_PASSES_SYNC"  # "1": synchronize CUDA around each forward, so its time is exact
-KINDS = ("nograd", "grad")
+KINDS = ("nograd", "grad", "grad_all_layers")
+_GRAD_KIND: contextvars.ContextVar[str] = contextvars.ContextVar("grad_kind", default="grad")
 
 
 @dataclass
@@ -49,6 +53,19 @@ _REMOTE: dict[tuple[str, str, str], Tally] = {}  # passes Dask workers made for 
 _REMOTE_SETUP = {"threads": 1, "workers": 1}  # of those workers: torch threads each, how many ran in parallel
 
 
+@contextlib.contextmanager
+def grad_kind(kind: str) -> Iterator[None]:
+    """Count the grad passes inside as ``kind`` (``"grad"`` or ``"grad_all_layers"``), the depth of the
+    backward that follows them, so the floor prices them at that depth's measured rate."""
+    if kind not in KINDS[1:]:
+        raise ValueError(f"grad kind must be one of {list(KINDS[1:])}, got {kind!r}")
+    token = _GRAD_KIND.set(kind)
+    try:
+        yield
+    finally:
+        _GRAD_KIND.reset(token)
+
+
 def counted(model: str, images: torch.Tensor, forward: Callable[[], torch.Tensor]) -> torch.Tensor:
     """Run ``forward()`` on the batch ``images`` of ``model`` and count it (images, kind, time)."""
     sync = images.is_cuda and os.environ.get(SYNC_ENV) == "1"
@@ -59,7 +76,8 @@ def counted(model: str, images: torch.Tensor, forward: Callable[[], torch.Tensor
     if sync:
         sys.modules["torch"].cuda.synchronize(images.device)
     seconds = time.perf_counter() - start
-    tally = _COUNTS.setdefault((model, "grad" if out.requires_grad else "nograd", images.device.type), Tally())
+    tally = _COUNTS.setdefault((model, _GRAD_KIND.get() if out.requires_grad else "nograd", images.device.type),
+                               Tally())
     tally.images += len(images)
     tally.calls += 1
     tally.seconds += seconds

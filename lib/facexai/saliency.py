@@ -41,6 +41,7 @@ class MapSet:
     images: pd.DataFrame  # identity, path: one row per map, grouped by identity
     maps: np.ndarray
     geometry: str = ""  # the crop geometry the maps are in
+    cache_name: str = ""  # the maps' cache folder name (what they depend on): derived caches key on it
 
     def persons(self, paths: list[str] | None = None) -> PersonMaps:
         """Each person's mean map per layer over ``paths`` (default: all the set's images)."""
@@ -151,7 +152,7 @@ def image_maps(cfg: Config, model: FaceModel, images: pd.DataFrame, *, explainer
         plane = planes.index(explainer)
         maps = np.ascontiguousarray(maps[:, plane:plane + 1])
     return MapSet(model.spec.name, explainer, names, images.iloc[rows].reset_index(drop=True), maps,
-                  model.spec.geometry)
+                  model.spec.geometry, folder.name)
 
 
 def explained_inputs(cfg: Config, model: FaceModel, images: pd.DataFrame, settings: CamSettings | RiseSettings

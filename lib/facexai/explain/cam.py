@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from facexai import passes
 from facexai.explain.base import (
     LayerSpec,
     check_images,
@@ -73,6 +74,10 @@ class BaseCAM:
         self.model = model.eval()
         self.layers = resolve_layers(model, layers)
         self.layer_names = list(self.layers)
+        named = getattr(model, "layers", None)  # a FaceModel's {name: path} of named layers, earliest first
+        named = list(named.values()) if isinstance(named, dict) else []
+        reaches_first = bool(named) and model.get_submodule(named[0]) in self.layers.values()
+        self.grad_kind = "grad_all_layers" if reaches_first else "grad"  # how its passes are counted (facexai.passes)
         self.input_size = input_size
         self.antialias = bool(antialias)
         self.n_uniform = 0  # all-zero maps replaced by uniform ones, over all calls
@@ -130,7 +135,7 @@ class BaseCAM:
 
         handles = [layer.register_forward_hook(hook(name)) for name, layer in self.layers.items()]
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), passes.grad_kind(self.grad_kind):
                 embeddings = self.model(images.detach().requires_grad_(True))
         except RuntimeError as err:
             raise ValueError(f"{type(self.model).__name__} failed on images of shape {tuple(images.shape)} "
