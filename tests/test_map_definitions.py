@@ -144,6 +144,11 @@ def test_bc_cells_resume_from_their_cache(maps, tmp_path, monkeypatch):
             {"target": "cosine"})
     fresh = md.bc_cells(*args, seed=0, cache_folder=tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1 + 3  # one file per aggregation
+    damaged = sorted(tmp_path.glob("*.npz"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])  # a truncated file is recomputed, not read
+    repaired = md.bc_cells(*args, seed=0, cache_folder=tmp_path)
+    for a, b in zip(fresh, repaired):
+        np.testing.assert_array_equal(a.strata[0][1], b.strata[0][1])
     def recompute(*a, **k):
         raise RuntimeError("recomputed a cached aggregation")
 
