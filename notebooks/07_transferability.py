@@ -75,7 +75,7 @@ fill, q = method.fill, method.q
 NB = "07_transferability"
 seeds = list(range(cfg.occlusion_seeds))
 layer_names = [s.strip() for s in layers.split(",") if s.strip()] or None
-names = generalizability.parse_list(explainers)
+names = profiles.parse_list(explainers)
 for name in names:
     techniques.get(name)  # ValueError naming the valid ones
 feasibility.check(NB, study.load(cfg).images, cfg)

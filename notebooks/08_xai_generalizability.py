@@ -106,7 +106,7 @@ method = profiles.method(fills=fills, fill=fill, q=q, cam_layer=cam_layer)
 st = study.load(cfg)
 feasibility.check("08_xai_generalizability", st.images, cfg)
 NB = "08_xai_generalizability"
-techs = gen.parse_list(techniques)
+techs = profiles.parse_list(techniques)
 for tech in techs:
     registry.get(tech)  # ValueError naming the valid ones
 fill_kinds = [method.fill, *(f for f in method.fills if f != method.fill)]  # the main fill first
@@ -127,7 +127,7 @@ print(f"Grad-CAM family layer: {main_layer}; RISE: {cfg.rise_masks} masks of {ge
 # `$FACEXAI_CPLFW`): the profile's number of people (seeded) and of pairs per fold, aligned as LFW.
 
 # %%
-studies, unavailable = gen.load_datasets(cfg, gen.parse_list(datasets), names, st,
+studies, unavailable = gen.load_datasets(cfg, profiles.parse_list(datasets), names, st,
                                          {"CALFW": calfw_root, "CPLFW": cplfw_root})
 protocols = gen.dataset_protocols(cfg, studies, n_impostors)
 n_held = {d: sum(map(len, p.occluded.values())) for d, p in protocols.items()}

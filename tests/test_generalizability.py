@@ -24,9 +24,9 @@ def smoke_cfg(tmp_path):
 # ---------------------------------------------------------------- settings
 
 def test_parse_list():
-    assert gen.parse_list("a, b,,c ") == ["a", "b", "c"]
-    assert gen.parse_list([0.1, "0.2"], float) == [0.1, 0.2]
-    assert gen.parse_list(None) == [] and gen.parse_list("") == []
+    assert profiles.parse_list("a, b,,c ") == ["a", "b", "c"]
+    assert profiles.parse_list([0.1, "0.2"], float) == [0.1, 0.2]
+    assert profiles.parse_list(None) == [] and profiles.parse_list("") == []
 
 
 def test_models_follow_the_run(smoke_cfg):

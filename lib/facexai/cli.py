@@ -330,7 +330,7 @@ def check_models(models: str) -> str:
     """Comma-separated registry names (an error names the known models)."""
     from facexai.models.registry import get_spec
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = profiles.parse_list(models)
     for name in names:
         try:
             get_spec(name)

@@ -27,7 +27,7 @@ from facexai.models.registry import FaceModel
 from facexai.occlusion_protocol import Protocol, make_protocol
 from facexai.occlusion_runner import OcclusionRun
 from facexai.person_maps import PersonMaps, generation_maps
-from facexai.profiles import Config
+from facexai.profiles import Config, parse_list
 from facexai.published import PUBLISHED, Published
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,6 @@ COST_NUMERIC = ["seconds_per_image", "n_images", "forward_passes_per_image", "ba
 
 
 # ---------------------------------------------------------------- settings
-
-def parse_list(value: str | Sequence | None, cast: type = str) -> list:
-    """A profile list or a comma-separated notebook parameter as a list of ``cast`` values."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else value
-    return [cast(v.strip() if isinstance(v, str) else v) for v in items if str(v).strip()]
-
 
 def xai_models(cfg: Config) -> list[str]:
     """The run's models to explain: those of cfg.xai_models the run has (all the run's models if none is named)."""

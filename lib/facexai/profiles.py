@@ -6,6 +6,7 @@ in ``profiles.toml`` with the notebook's non-empty parameters on top.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from facexai import cache, executor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+
+
+def parse_list(value: str | Sequence | None, cast: type = str) -> list:
+    """A profile list or a comma-separated notebook parameter as a list of ``cast`` values."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [cast(v.strip() if isinstance(v, str) else v) for v in items if str(v).strip()]
 
 
 def available() -> dict[str, dict]:
@@ -111,7 +120,7 @@ def resolve(profile: str = "quick", **overrides) -> Config:
         raise ValueError(f"unknown settings {sorted(unknown)} for profile '{profile}'")
     models = values.pop("models")
     if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
+        models = parse_list(models)
     from facexai.models.registry import get_spec  # here: the registry is heavier than this module
 
     for name in models:
@@ -154,7 +163,7 @@ def method(**overrides) -> Method:
     if set(values) != names:
         raise ValueError(f"method settings: unknown {sorted(set(values) - names)}, missing {sorted(names - set(values))}")
     fills = values["fills"]
-    fills = tuple(f.strip() for f in (fills.split(",") if isinstance(fills, str) else fills) if f.strip())
+    fills = tuple(parse_list(fills))
     if values["fill"] not in fills:
         raise ValueError(f"the main fill {values['fill']!r} is not among the fills {list(fills)}")
     return Method(**{**values, "q": float(values["q"]), "cam_layer": int(values["cam_layer"]),

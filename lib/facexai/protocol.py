@@ -25,7 +25,7 @@ import pandas as pd
 
 from facexai import metrics
 from facexai.channel_patterns import STATISTICS as CHANNEL_STATISTICS
-from facexai.profiles import PROFILES_FILE
+from facexai.profiles import PROFILES_FILE, parse_list
 from facexai.published import PUBLISHED, TABLE1, TABLE2
 
 #: The tidy summary the ledger links claims to (one row per claim x definition x model, model "all" = mean).
@@ -138,9 +138,7 @@ def grid(profile: str, path: Path = PROFILES_FILE, **scale: object) -> Grid:
             raise ValueError(f"[protocol_sweep] {key} {out[key]} must be among accuracy_qs {out['accuracy_qs']}")
     given = {k: v for k, v in scale.items() if v is not None}
     if "variant_models" in given:
-        names = given["variant_models"]
-        names = names.split(",") if isinstance(names, str) else names  # "FN_C,DLIB" or a list
-        given["variant_models"] = tuple(str(m).strip() for m in names if str(m).strip())
+        given["variant_models"] = tuple(parse_list(given["variant_models"]))  # "FN_C,DLIB" or a list
     if "variant_max_images" in given:
         given["variant_max_images"] = int(given["variant_max_images"])
         if given["variant_max_images"] < 0:
