@@ -54,7 +54,8 @@ def before(maps, identities, how, levels, sharpening, image_pairs, seed) -> dict
         stack, same, diff = md.level_stack(agg, identities, level, image_pairs, seed)
         for sh in sharpening:
             roots = md.unit_roots(md.sharpen(stack, sh).astype(np.float32))
-            out[f"{level} {sh} same"], out[f"{level} {sh} different"] = md.pair_bc(roots, same), md.pair_bc(roots, diff)
+            out[md.value_key(level, sh, "same")] = md.pair_bc(roots, same)
+            out[md.value_key(level, sh, "different")] = md.pair_bc(roots, diff)
     return out
 
 

@@ -210,19 +210,26 @@ def level_stack(agg: np.ndarray, identities: np.ndarray, level: str, image_pairs
 
 
 BC_VERSION = 1  # of the BC values' definitions (part of their cache key)
+SIDES = ("same", "different")
+
+
+def value_key(level: str, sharpening: str, side: str) -> str:
+    """The name of one BC value array of :func:`aggregation_bcs` (and of its cache file's member)."""
+    return f"{level} {sharpening} {side}"
 
 
 def aggregation_bcs(maps: np.ndarray, identities: np.ndarray, how: str, levels: Sequence[str],
                     sharpening: Sequence[str], image_pairs: tuple[np.ndarray, np.ndarray], seed: int = 0
                     ) -> dict[str, np.ndarray]:
-    """The BC values of one layer aggregation: ``{"<level> <sharpening> same|different": values}``."""
+    """The BC values of one layer aggregation: ``{value_key(level, sharpening, same|different): values}``."""
     agg = aggregate(maps, how)
     out = {}
     for level in levels:
         stack, same, diff = level_stack(agg, identities, level, image_pairs, seed)
         for sh in sharpening:
             values = map_bc(sharpen(stack, sh), np.concatenate([same, diff]))
-            out[f"{level} {sh} same"], out[f"{level} {sh} different"] = values[:len(same)], values[len(same):]
+            out[value_key(level, sh, "same")] = values[:len(same)]
+            out[value_key(level, sh, "different")] = values[len(same):]
     return out
 
 
@@ -243,11 +250,11 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
     expanded = [a for how in aggregations
                 for a in ([f"layer{i - maps.shape[1]}" for i in range(maps.shape[1])] if how == "layers" else [how])]
     image_pairs = sample_pairs(identities, seed)
+    keys = [value_key(level, sh, side) for level in levels for sh in sharpening for side in SIDES]
     out = []
     for how in tqdm(expanded, desc=f"BC cells {model}", unit="aggregation"):
         path = None if cache_folder is None else Path(cache_folder) / (
             cache.key("bc", BC_VERSION, how, list(levels), list(sharpening), seed, PERSON_PAIRS_MAX) + ".npz")
-        keys = [f"{level} {sh} {side}" for level in levels for sh in sharpening for side in ("same", "different")]
         values = None if path is None else cache.read_npz(path, keys)  # a file without every key: recomputed
         if values is None:
             values = aggregation_bcs(maps, identities, how, levels, sharpening, image_pairs, seed)
@@ -256,8 +263,7 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
         for level in levels:
             for sh in sharpening:
                 d = definition(level=level, aggregation=how, sharpening=sh, **variant)
-                out.append(cell("bc_same", d, model, (1.0, values[f"{level} {sh} same"])))
-                out.append(cell("bc_different", d, model, (1.0, values[f"{level} {sh} different"])))
+                out += [cell(f"bc_{side}", d, model, (1.0, values[value_key(level, sh, side)])) for side in SIDES]
     return out
 
 

@@ -6,9 +6,9 @@ explainers' forward, which a backward follows), ``"grad_all_layers"`` when the e
 backward reaches the model's first named layer (:func:`grad_kind`: LEAM's pass, about twice the
 cost), and ``"nograd"`` otherwise (embeddings, occluded embeddings, RISE masks). The time is the
 wall time inside the forward only; what a backward costs enters through the measured table of
-per-image costs (:func:`floor_seconds`, whose grad rates are forward + backward). Counting is two clock reads and a dict update per batch; on CUDA the time
-is exact only with ``$FACEXAI_PASSES_SYNC=1`` (a synchronize around each forward), else it is the
-launch time.
+per-image costs (:func:`floor_seconds`, whose grad rates are forward + backward). Counting is two
+clock reads and a dict update per batch; on CUDA the time is exact only with
+``$FACEXAI_PASSES_SYNC=1`` (a synchronize around each forward), else it is the launch time.
 
 A run gives each notebook a folder in ``$FACEXAI_PASSES_DIR``; every process of the kernel (and any
 worker it starts) that forwarded a model writes its own ``passes-<pid>.json`` there when it exits,
