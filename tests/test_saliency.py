@@ -73,3 +73,13 @@ def test_settings_object_equals_overrides_and_policy_layers(setup):
     assert one.layers == [list(model.layers)[-2]] and one.geometry == "arcface112"
     with pytest.raises(TypeError, match="takes CamSettings"):
         saliency.image_maps(cfg, model, images, explainer="gradcam", settings=techniques.get("srise").settings())
+
+
+def test_maps_are_stored_rounded_as_numpy_rounds_them():
+    """The store casts maps to float16 in torch (faster); it must round exactly as numpy's cast did."""
+    edges = [0.0, 2.98e-8, 5.96e-8, 6e-8, 1e-7, 6.1e-5, 1e-5, 0.33333334, 65504.0, 65519.0, 65520.0]
+    x = torch.cat([torch.tensor(edges), torch.rand(100_000) * 1e-3, torch.rand(1000)])
+    via_torch = x.to(torch.float16).numpy().view(np.uint16)
+    with np.errstate(over="ignore"):
+        via_numpy = x.numpy().astype(np.float16).view(np.uint16)
+    np.testing.assert_array_equal(via_torch, via_numpy)

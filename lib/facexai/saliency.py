@@ -185,7 +185,7 @@ def explain_rows(model: FaceModel, explainer: str, layers: list[str], settings: 
     for s in range(0, len(crops), step):
         batch = torch.arange(s, min(s + step, len(crops)))
         maps = runner(embed.to_tensor(crops[s:s + step], device), target.select(batch))
-        out.append((rise_to_maps(maps) if rise else maps).cpu().numpy().astype(np.float16))
+        out.append((rise_to_maps(maps) if rise else maps).to(torch.float16).cpu().numpy())  # torch casts 6x faster
     return np.concatenate(out)
 
 
