@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ from PIL import Image
 from scipy.ndimage import map_coordinates
 
 from facexai import align, data
-from facexai.cache import file_sha256
+from facexai.cache import file_sha256, save_npz
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,19 @@ def test_sideways_and_upside_down_faces_are_rejected(faces: list[Path], tmp_path
     assert set(reasons) == set(turned)
     assert all(why == "no face detected" or "not upright" in why or "implausible" in why for why in reasons.values())
     assert sum("not upright" in why for why in reasons.values()) >= 2  # MTCNN did find some turned faces
+
+
+def test_cache_reads_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    """Crops and detections are read once per process; a rewritten file (new mtime) is read again."""
+    path = tmp_path / "crop.npz"
+    save_npz(path, crop=np.zeros((2, 2, 3), np.uint8), matrix=np.eye(2, 3))
+    reads = []
+    real = align.read_npz
+    monkeypatch.setattr(align, "read_npz", lambda *a: reads.append(a) or real(*a))
+    first = align._read_cached(path, ("crop", "matrix"))
+    again = align._read_cached(path, ("crop", "matrix"))
+    assert len(reads) == 1 and again is first and not first["crop"].flags.writeable
+    save_npz(path, crop=np.ones((2, 2, 3), np.uint8), matrix=np.eye(2, 3))
+    os.utime(path, ns=(1, 1))  # a different stamp even within the clock's resolution
+    assert align._read_cached(path, ("crop", "matrix"))["crop"].max() == 1 and len(reads) == 2
+    assert align._read_cached(tmp_path / "absent.npz", ("crop",)) is None

@@ -36,3 +36,17 @@ def test_bad_q(q):
 def test_nan_raises():
     with pytest.raises(ValueError, match="NaN"):
         critical_mask(np.full((4, 4), np.nan))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64])
+def test_the_partition_equals_a_stable_descending_sort(dtype):
+    """critical_mask finds the top k by a partition; it must pick what the first k of a stable sort pick."""
+    rng = np.random.default_rng(0)
+    for maps in (rng.integers(0, 4, (6, 2, 15, 15)), rng.random((6, 15, 15)), np.zeros((3, 7, 7))):
+        maps = maps.astype(dtype)
+        flat = maps.reshape(-1, maps.shape[-2] * maps.shape[-1]).astype(np.float64)
+        for q in (0.5, 1.0, 10.0, 33.3, 100.0):
+            k = max(1, int(np.floor(q * flat.shape[1] / 100 + 0.5)))
+            expected = np.zeros(flat.shape, bool)
+            np.put_along_axis(expected, np.argsort(-flat, axis=1, kind="stable")[:, :k], True, axis=1)
+            np.testing.assert_array_equal(critical_mask(maps, q), expected.reshape(maps.shape))

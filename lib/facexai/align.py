@@ -400,7 +400,7 @@ def cached_crops(keys: Sequence[str], cache_dir: str | os.PathLike | None = None
     crops = []
     for k in keys:
         path = _crop_file(root, k)
-        entry = read_npz(path, _CROP_ARRAYS) if path is not None else None
+        entry = _read_cached(path, _CROP_ARRAYS) if path is not None else None
         if entry is None:
             raise FileNotFoundError(f"no cached crop for key {k} under {root} (align the image first)")
         crops.append(entry["crop"])
@@ -427,9 +427,31 @@ def _face_problem(det: dict[str, np.ndarray]) -> str | None:
     return landmark_problem(det["landmarks"]) or str(det["orientation"]) or None
 
 
+#: Cache files (detections, crops) a process keeps read: a crop is 77 KB at 160 x 160, so at most ~630 MB.
+READ_MEMO_ENTRIES = 8192
+
+
+def _read_cached(path: Path, required: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """:func:`read_npz` of a detection or crop file, remembered per process by (path, mtime, size): every
+    notebook step reads the same crops again, and a rewritten file has a new stamp. Arrays are read-only."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _read_stamped(str(path), (stat.st_mtime_ns, stat.st_size), tuple(required))
+
+
+@functools.lru_cache(maxsize=READ_MEMO_ENTRIES)
+def _read_stamped(path: str, stamp: tuple[int, int], required: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    entry = read_npz(path, required)
+    for array in (entry or {}).values():
+        array.setflags(write=False)
+    return entry
+
+
 def _read_detection(path: Path) -> dict[str, np.ndarray] | None:
     """A cached detection (verified), or None to detect again."""
-    det = read_npz(path, _DETECTION_ARRAYS)
+    det = _read_cached(path, _DETECTION_ARRAYS)
     if det is not None and det["found"] and any(k not in det for k in _FOUND_ARRAYS):
         log.warning("corrupt cache file %s: arrays missing: recomputing", path)
         return None
@@ -466,7 +488,7 @@ def align_paths(paths: Iterable[str | os.PathLike], geometries: Sequence[str] = 
         dets[p] = det
         if det["found"] and not _face_problem(det):
             for g in geos:
-                entry = read_npz(_shard(geo_roots[g.name], shas[p]), _CROP_ARRAYS)
+                entry = _read_cached(_shard(geo_roots[g.name], shas[p]), _CROP_ARRAYS)
                 if entry is not None:
                     entries[p][g.name] = entry
     todo = [p for p in shas if p not in dets or (dets[p]["found"] and not _face_problem(dets[p])

