@@ -122,3 +122,19 @@ def test_cam_antialias_option_and_several_weightings_from_one_pass():
     assert torch.allclose(both["gradcam"], GradCAM(net, {"c": "0"})(x, target))
     with pytest.raises(ValueError, match="unknown weightings"):
         plain.weighted_maps(x, target, ["mean"])
+
+
+def test_a_weighting_restricted_to_some_layers_equals_those_layers_of_the_full_maps():
+    from facexai.explain import LEAM, CosineTarget
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(),
+                        nn.LazyLinear(8))
+    x = torch.rand(2, 3, 32, 32) * 255
+    net(x)
+    target = CosineTarget(torch.nn.functional.normalize(torch.randn(8), dim=0))
+    leam = LEAM(net, {"a": "0", "b": "2"})
+    full = leam.weighted_maps(x, target, ["elementwise", "gradcam++"])
+    some = leam.weighted_maps(x, target, ["elementwise", "gradcam++"], {"gradcam++": [1]})
+    assert some["gradcam++"].shape[1] == 1 and torch.allclose(some["gradcam++"][:, 0], full["gradcam++"][:, 1])
+    assert torch.equal(some["elementwise"], full["elementwise"])  # unrestricted: every layer

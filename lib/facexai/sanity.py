@@ -148,11 +148,15 @@ class StudyExplainers:
         cams = [e for e in self.explainers if e in CAM_WEIGHTINGS]
         if cams:
             explainer = LEAM(model, dict(self.layers), self.input_size, antialias=self.antialias)
-            maps = explainer.weighted_maps(images, target, sorted({CAM_WEIGHTINGS[e] for e in cams}))
             column = list(self.layers).index(self.cam_layer)
+            weightings = sorted({CAM_WEIGHTINGS[e] for e in cams})
+            # LEAM needs its weighting at every layer; a weighting only the Grad-CAM family uses, at cam_layer alone
+            at_cam_only = {w for w in weightings if "leam" not in cams or w != CAM_WEIGHTINGS["leam"]}
+            maps = explainer.weighted_maps(images, target, weightings, {w: [column] for w in at_cam_only})
             for name in cams:
                 m = maps[CAM_WEIGHTINGS[name]]
-                out[name] = (m.mean(1) if name == "leam" else m[:, column]).detach().cpu().numpy()
+                at_cam = m[:, 0] if CAM_WEIGHTINGS[name] in at_cam_only else m[:, column]
+                out[name] = (m.mean(1) if name == "leam" else at_cam).detach().cpu().numpy()
         rise = [e for e in self.explainers if e in RISE_NAMES]
         if rise:
             runner = RISEFamily(model, SRISE.statistics + CorrRISE.statistics, n_masks=self.rise_masks,

@@ -11,7 +11,7 @@ pytorch-grad-cam's base_cam.py.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -90,8 +90,10 @@ class BaseCAM:
         return self.weighted_maps(images, target, [self.weighting])[self.weighting]
 
     def weighted_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor],
-                      weightings: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Maps (N, L, H, W) of several weightings (keys of WEIGHTINGS) from the same forward and backward pass."""
+                      weightings: Sequence[str], layers_of: Mapping[str, Sequence[int]] | None = None
+                      ) -> dict[str, torch.Tensor]:
+        """Maps (N, L, H, W) of several weightings (keys of WEIGHTINGS) from the same forward and backward pass;
+        ``layers_of`` {weighting: layer indices} makes a weighting's maps at those layers only (default all)."""
         unknown = [w for w in weightings if w not in WEIGHTINGS]
         if unknown:
             raise ValueError(f"unknown weightings {unknown}; valid: {list(WEIGHTINGS)}")
@@ -99,7 +101,9 @@ class BaseCAM:
         acts, grads = self._activations_and_gradients(images, target)
         out = {}
         for weighting in weightings:
-            maps = upsample_maps(self._weigh(acts, grads, weighting), images.shape[-2:], self.antialias)
+            keep = list((layers_of or {}).get(weighting, range(len(acts))))
+            maps = upsample_maps(self._weigh([acts[i] for i in keep], [grads[i] for i in keep], weighting,
+                                             [self.layer_names[i] for i in keep]), images.shape[-2:], self.antialias)
             out[weighting], n_zero = normalise_maps(maps, f"{type(self).__name__} map")
             self.n_uniform += n_zero
         return out
@@ -112,12 +116,13 @@ class BaseCAM:
                                                target)
 
     def _raw_maps(self, images: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        return self._weigh(*self._activations_and_gradients(images, target), self.weighting)
+        return self._weigh(*self._activations_and_gradients(images, target), self.weighting, self.layer_names)
 
-    def _weigh(self, acts: list[torch.Tensor], grads: list[torch.Tensor], weighting: str) -> list[torch.Tensor]:
+    def _weigh(self, acts: list[torch.Tensor], grads: list[torch.Tensor], weighting: str,
+               names: Sequence[str]) -> list[torch.Tensor]:
         weigh = WEIGHTINGS[weighting]
         maps = [(weigh(a, g) * a).sum(1).clamp_min(0) for a, g in zip(acts, grads)]
-        for name, cam in zip(self.layer_names, maps):
+        for name, cam in zip(names, maps):
             if not torch.isfinite(cam).all():
                 raise FloatingPointError(f"layer {name!r}: the map contains NaN or inf")
         return maps
