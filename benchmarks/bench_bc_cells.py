@@ -6,10 +6,11 @@ a seeded, skewed number of images per person. Two paths, round-robin over ``--re
 
 1. ``before``: every BC from unit roots, one Gram (or pair-by-pair product) per pair set, top-k masks
    as float maps (the code before bit-count masks);
-2. ``now``: :func:`facexai.map_definitions.aggregation_bcs` (one product per map stack, top-k masks by
-   bit counts), whose values must equal ``before`` to float32 rounding (checked, the largest difference printed);
-3. ``now, pair by pair``: the same with the Gram path off (``GRAM_MAX = 0``), which says whether
-   :data:`~facexai.map_definitions.GRAM_MAX` should admit full-LFW stacks.
+2. ``now``: :func:`facexai.map_definitions.aggregation_bcs` (the pairs' own float64 dot products, a Gram only
+   where the pairs fill it, top-k masks from one sort and by bit counts), whose values must equal ``before``
+   to float32 rounding (checked, the largest difference printed);
+3. ``now, pair by pair``: the same with the Gram path off (``DENSE = 0``), which says whether
+   :data:`~facexai.map_definitions.DENSE` should send the person level's pairs to one Gram.
 
 Run by hand:  .venv/bin/python benchmarks/bench_bc_cells.py [--images 5217] [--people 1000] [--repeats 2]
 """
@@ -61,11 +62,11 @@ def before(maps, identities, how, levels, sharpening, image_pairs, seed) -> dict
 
 def pair_by_pair(*work) -> dict[str, np.ndarray]:
     """``aggregation_bcs`` with the Gram path off."""
-    kept, md.GRAM_MAX = md.GRAM_MAX, 0
+    kept, md.DENSE = md.DENSE, 0
     try:
         return md.aggregation_bcs(*work)
     finally:
-        md.GRAM_MAX = kept
+        md.DENSE = kept
 
 
 def main() -> None:

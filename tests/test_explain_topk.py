@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from facexai.explain import critical_mask
+from facexai.explain.topk import critical_masks
 
 
 def test_top_pixels_and_count():
@@ -50,3 +51,12 @@ def test_the_partition_equals_a_stable_descending_sort(dtype):
             expected = np.zeros(flat.shape, bool)
             np.put_along_axis(expected, np.argsort(-flat, axis=1, kind="stable")[:, :k], True, axis=1)
             np.testing.assert_array_equal(critical_mask(maps, q), expected.reshape(maps.shape))
+
+
+def test_masks_of_several_q_from_one_sort_equal_one_call_each():
+    maps = np.random.default_rng(5).integers(0, 4, (9, 10, 11)).astype(np.float32)  # ties at most k-th values
+    qs = [25.0, 1.0, 100.0, 10.0]
+    for q, mask in zip(qs, critical_masks(maps, qs), strict=True):
+        np.testing.assert_array_equal(mask, critical_mask(maps, q))
+    with pytest.raises(ValueError, match="percentage"):
+        next(critical_masks(maps, [1.0, 0.0]))

@@ -4,7 +4,6 @@ import pytest
 
 from facexai import map_definitions as md
 from facexai import metrics
-from facexai.explain.topk import critical_mask
 
 
 @pytest.fixture
@@ -33,13 +32,26 @@ def test_aggregation_in_chunks_equals_at_once(maps):
                                                                           (30, 1, 1)), rtol=1e-6)
 
 
-def test_top_mask_equals_critical_mask_with_ties():
-    rng = np.random.default_rng(1)
-    maps = rng.integers(0, 5, (20, 16, 16)).astype(np.float32)  # many ties
-    for q in (1.0, 5.0, 25.0, 100.0):
-        np.testing.assert_array_equal(md.top_mask(maps, q), critical_mask(maps, q))
-    smooth = rng.random((4, 30, 30))
-    np.testing.assert_array_equal(md.top_mask(smooth, 2.0), critical_mask(smooth, 2.0))
+def test_sharpened_equals_sharpen_each(maps):
+    flat = maps.mean(1)
+    wanted = ["top10", "none", "power2", "top1", "power8"]
+    got = list(md.sharpened(flat, wanted))
+    assert [how for how, _ in got] == wanted
+    for how, sharp in got:
+        np.testing.assert_array_equal(sharp, md.sharpen(flat, how))
+    with pytest.raises(ValueError, match="unknown sharpening"):
+        list(md.sharpened(flat, ["none", "blur3"]))
+
+
+def test_unit_roots_reject_nan_inf_and_zero_maps(maps):
+    flat = maps.mean(1)
+    for bad, message in ((np.nan, "non-negative"), (np.inf, "non-negative"), (-1e-9, "non-negative")):
+        broken = flat.copy()
+        broken[2, 3, 4] = bad
+        with pytest.raises(ValueError, match=message):
+            md.unit_roots(broken)
+    with pytest.raises(ValueError, match="sums to zero"):
+        md.unit_roots(np.zeros((2, 3, 3)))
 
 
 def test_sharpening(maps):
@@ -66,10 +78,11 @@ def test_pair_bc_equals_metrics(maps, monkeypatch):
     flat = maps.mean(1)
     pairs = np.array([[0, 1], [2, 5], [3, 3], [4, 0]])
     want = metrics.pair_bhattacharyya(flat[:, None], pairs)[:, 0]
-    np.testing.assert_allclose(md.pair_bc(md.unit_roots(flat), pairs), want, rtol=1e-5)
-    monkeypatch.setattr(md, "GRAM_MAX", 2)  # the pair-by-pair path of large sets gives the same
+    np.testing.assert_allclose(md.pair_bc(md.unit_roots(flat), pairs), want, rtol=1e-5)  # 16 entries <= 8 x 4: Gram
+    monkeypatch.setattr(md, "DENSE", 1)  # the pair-by-pair path of sparse pairs gives the same
     np.testing.assert_allclose(md.pair_bc(md.unit_roots(flat), pairs, chunk=3), want, rtol=1e-5)
     assert md.pair_bc(md.unit_roots(flat), pairs)[2] <= 1.0  # a map with itself: 1, rounding capped
+    assert md.pair_bc(md.unit_roots(flat), pairs[:0]).shape == (0,)
     with pytest.raises(ValueError, match="non-negative"):
         md.unit_roots(-flat)
 

@@ -11,16 +11,18 @@ Beside the spatial maps, the REPRESENTATION can be a channel-level activation pa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from facexai import cache, channel_patterns, saliency
 from facexai.bhattacharyya import sample_pairs
-from facexai.explain.topk import top_k
+from facexai.explain.topk import critical_mask, critical_masks
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
 from facexai.protocol import Cell, Grid, cell, definition
@@ -34,7 +36,8 @@ def minmax(maps: np.ndarray) -> np.ndarray:
     """Each map (..., H, W) scaled to [0, 1] (a constant map becomes 0)."""
     lo = maps.min(axis=(-2, -1), keepdims=True)
     span = maps.max(axis=(-2, -1), keepdims=True) - lo
-    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
+    out = maps - lo  # a constant map is 0 here already
+    return np.divide(out, span, out=out, where=span > 0)
 
 
 def aggregate(maps: np.ndarray, how: str) -> np.ndarray:
@@ -68,60 +71,73 @@ def sharpen(maps: np.ndarray, how: str) -> np.ndarray:
     """Maps [N, H, W] sharpened: ``none``; ``top<K>`` the top K% pixels as a binary mask (bool,
     :func:`facexai.explain.topk.critical_mask`, the study's top-q definition); ``power<P>`` map**P."""
     maps = np.asarray(maps, dtype=np.float32)
-    if how == "none":
+    kind, value = sharpening_kind(how)
+    if kind == "none":
         return maps
+    if kind == "top":
+        return critical_mask(maps, value)
+    scaled = maps / maps.max(axis=(-2, -1), keepdims=True).clip(min=np.finfo(np.float32).tiny)
+    return np.power(scaled, value, out=scaled)  # scaled first so high powers do not underflow float32
+
+
+def sharpening_kind(how: str) -> tuple[str, float]:
+    """``none`` / ``top<K>`` / ``power<P>`` as ("none", 0) / ("top", K) / ("power", P); ValueError for anything else."""
+    if how == "none":
+        return "none", 0.0
     found = re.fullmatch(r"(top|power)(\d+(?:\.\d+)?)", how)
     if not found:
         raise ValueError(f"unknown sharpening {how!r}; valid: none, top<K>, power<P>")
-    value = float(found.group(2))
-    if found.group(1) == "top":
-        return top_mask(maps, value)
-    scaled = maps / maps.max(axis=(-2, -1), keepdims=True).clip(min=np.finfo(np.float32).tiny)
-    return scaled ** value  # scaled first so high powers do not underflow float32
+    return found.group(1), float(found.group(2))
 
 
-def top_mask(maps: np.ndarray, q: float) -> np.ndarray:
-    """:func:`facexai.explain.topk.critical_mask` (the top q% pixels, ties to the lower flat index) in
-    linear time: everything above the k-th largest value, then the first tied pixels in row-major order."""
-    if not 0 < q <= 100:
-        raise ValueError(f"q is a percentage in (0, 100], got {q}")
-    flat = np.asarray(maps).reshape(len(maps), -1)
-    k = top_k(q, flat.shape[1])
-    kth = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k, None]
-    above = flat > kth
-    tied = flat == kth
-    room = k - above.sum(axis=1, keepdims=True)
-    cut = np.flatnonzero(tied.sum(axis=1) > room[:, 0])  # rows where only some of the tied pixels fit
-    tied[cut] &= np.cumsum(tied[cut], axis=1, dtype=np.min_scalar_type(flat.shape[1])) <= room[cut]  # narrow dtype: 4x less memory
-    return (above | tied).reshape(np.shape(maps))
+def sharpened(maps: np.ndarray, sharpening: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """(how, :func:`sharpen` (maps, how)) for each of ``sharpening`` in turn, every top<K> mask from one
+    sort of the maps (:func:`facexai.explain.topk.critical_masks`; none when no top<K> is asked for)."""
+    tops = {how: value for how in sharpening for kind, value in [sharpening_kind(how)] if kind == "top"}
+    masks = critical_masks(np.asarray(maps, dtype=np.float32), list(tops.values()))
+    for how in sharpening:
+        yield how, next(masks) if how in tops else sharpen(maps, how)
 
 
 def unit_roots(maps: np.ndarray) -> np.ndarray:
     """sqrt of each map (N, H, W) scaled to sum 1, flattened to (N, H * W) float32: BC(a, b) = roots[a] . roots[b]."""
     flat = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
-    if (flat < 0).any() or not np.isfinite(flat).all():
-        raise ValueError("maps must be finite and non-negative")
     total = flat.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if not (flat.min(initial=0.0) >= 0 and np.isfinite(total).all()):  # a NaN fails the first, an inf the second
+        raise ValueError("maps must be finite and non-negative")
     if (total == 0).any():
         raise ValueError("a map sums to zero")
-    return np.sqrt(flat / total)
+    roots = np.divide(flat, total)
+    return np.sqrt(roots, out=roots)
 
 
-GRAM_MAX = 8192  # up to this many maps (a 268 MB Gram), every BC comes from one matrix product (2x faster); beyond, pair by pair
+DENSE = 8  # one Gram of the pairs' rows when it has at most this many entries per pair (person level: every pair)
+PAIR_CHUNK = 32  # pairs dotted at a time otherwise: two gathers of 32 maps (6.6 MB at 160 x 160) stay in cache
+GRAM_BLOCK = 256  # columns of a Gram summed in float32 at a time, the blocks' sums in float64
 
 
-def pair_bc(roots: np.ndarray, pairs: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def pair_bc(roots: np.ndarray, pairs: np.ndarray, chunk: int = PAIR_CHUNK) -> np.ndarray:
     """BC of each row pair (n, 2) from :func:`unit_roots` (as :func:`facexai.metrics.pair_bhattacharyya`):
-    one Gram matrix for up to :data:`GRAM_MAX` maps, else ``chunk`` pairs at a time (bounded memory on
-    full LFW); float32 rounding capped at 1."""
-    if len(roots) <= GRAM_MAX:
-        gram = roots @ roots.T
-        return np.minimum(gram[pairs[:, 0], pairs[:, 1]].astype(np.float64), 1.0)
-    out = np.empty(len(pairs))
-    for s in range(0, len(pairs), chunk):
-        a, b = pairs[s:s + chunk, 0], pairs[s:s + chunk, 1]
-        out[s:s + chunk] = np.einsum("ij,ij->i", roots[a], roots[b])
-    return np.minimum(out, 1.0)
+    one Gram of the pairs' first rows x second rows when the pairs fill most of it (:data:`DENSE`), else
+    the pairs' own dot products in float64, ``chunk`` at a time (image level: a Gram of every map would be
+    N^2 / n times the work); rounding capped at 1. By numpy's own loops (einsum), not BLAS: OpenBLAS's
+    threads make these small products 10-100x slower while other jobs hold the cores."""
+    firsts, i = np.unique(pairs[:, 0], return_inverse=True)
+    seconds, j = np.unique(pairs[:, 1], return_inverse=True)
+    if len(firsts) * len(seconds) <= DENSE * len(pairs):
+        return np.minimum(gram(roots[firsts], roots[seconds])[i, j], 1.0)
+    values = [np.einsum("ij,ij->i", roots[pairs[s:s + chunk, 0]], roots[pairs[s:s + chunk, 1]], dtype=np.float64)
+              for s in range(0, len(pairs), chunk)]
+    return np.minimum(np.concatenate(values), 1.0)
+
+
+def gram(a: np.ndarray, b: np.ndarray, block: int = GRAM_BLOCK) -> np.ndarray:
+    """``a @ b.T`` (float64) from float32 rows: float32 einsum over :data:`GRAM_BLOCK` columns at a time,
+    summed in float64 (as exact as a float64 product at the cost of a float32 one)."""
+    out = np.zeros((len(a), len(b)))
+    for s in range(0, a.shape[1], block):
+        out += np.einsum("ik,jk->ij", a[:, s:s + block], b[:, s:s + block])
+    return out
 
 
 MASK_CHUNK = 16_384  # mask pairs counted at a time (two gathers of 16,384 packed masks: about 50 MB at 112 x 112)
@@ -147,7 +163,7 @@ def mask_bc(masks: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 def map_bc(maps: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """BC of each row pair (n, 2) of non-negative maps (N, ...): binary (bool) masks by :func:`mask_bc`,
     any other map by :func:`pair_bc` of its :func:`unit_roots`. Pass every pair set of one map stack at
-    once (concatenated): the Gram path then makes one matrix product, not one per set."""
+    once (concatenated): a person level's same and different pairs then fill one Gram, not two."""
     maps = np.asarray(maps)
     return mask_bc(maps, pairs) if maps.dtype == bool else pair_bc(unit_roots(maps), pairs)
 
@@ -209,7 +225,7 @@ def level_stack(agg: np.ndarray, identities: np.ndarray, level: str, image_pairs
     raise ValueError(f"unknown level {level!r}; valid: image, person")
 
 
-BC_VERSION = 1  # of the BC values' definitions (part of their cache key)
+BC_VERSION = 2  # of the BC values' definitions (part of their cache key)
 SIDES = ("same", "different")
 
 
@@ -226,8 +242,8 @@ def aggregation_bcs(maps: np.ndarray, identities: np.ndarray, how: str, levels: 
     out = {}
     for level in levels:
         stack, same, diff = level_stack(agg, identities, level, image_pairs, seed)
-        for sh in sharpening:
-            values = map_bc(sharpen(stack, sh), np.concatenate([same, diff]))
+        for sh, sharp in sharpened(stack, sharpening):
+            values = map_bc(sharp, np.concatenate([same, diff]))
             out[value_key(level, sh, "same")] = values[:len(same)]
             out[value_key(level, sh, "different")] = values[len(same):]
     return out
@@ -244,15 +260,16 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
     person level: each person's two half maps (same) and every half of one person with the other
     half of another (different). ``variant`` (target, antialias, representation) labels the definitions.
     With ``cache_folder`` (one per map set), each aggregation's values are cached there, so a killed run
-    resumes aggregation by aggregation.
+    resumes aggregation by aggregation. Aggregations run on the process's torch threads at once (numpy
+    releases the GIL in its sorts and loops), each on one core, in a fixed order of results.
     """
     identities = np.asarray(identities)
     expanded = [a for how in aggregations
                 for a in ([f"layer{i - maps.shape[1]}" for i in range(maps.shape[1])] if how == "layers" else [how])]
     image_pairs = sample_pairs(identities, seed)
     keys = [value_key(level, sh, side) for level in levels for sh in sharpening for side in SIDES]
-    out = []
-    for how in tqdm(expanded, desc=f"BC cells {model}", unit="aggregation"):
+
+    def values_of(how: str) -> dict[str, np.ndarray]:
         path = None if cache_folder is None else Path(cache_folder) / (
             cache.key("bc", BC_VERSION, how, list(levels), list(sharpening), seed, PERSON_PAIRS_MAX) + ".npz")
         values = None if path is None else cache.read_npz(path, keys)  # a file without every key: recomputed
@@ -260,10 +277,16 @@ def bc_cells(maps: np.ndarray, identities: np.ndarray, model: str, levels: Seque
             values = aggregation_bcs(maps, identities, how, levels, sharpening, image_pairs, seed)
             if path is not None:
                 cache.save_npz(path, **values)
-        for level in levels:
-            for sh in sharpening:
-                d = definition(level=level, aggregation=how, sharpening=sh, **variant)
-                out += [cell(f"bc_{side}", d, model, (1.0, values[value_key(level, sh, side)])) for side in SIDES]
+        return values
+
+    out = []
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        done = tqdm(pool.map(values_of, expanded), total=len(expanded), desc=f"BC cells {model}", unit="aggregation")
+        for how, values in zip(expanded, done):
+            for level in levels:
+                for sh in sharpening:
+                    d = definition(level=level, aggregation=how, sharpening=sh, **variant)
+                    out += [cell(f"bc_{side}", d, model, (1.0, values[value_key(level, sh, side)])) for side in SIDES]
     return out
 
 

@@ -22,7 +22,7 @@ from facexai import controls, embed, regions, study, thresholds
 from facexai import occlusion_runner as runner
 from facexai.occlusion_protocol import Protocol, hash_int
 from facexai.person_maps import generation_maps
-from facexai.explain.topk import critical_mask
+from facexai.explain.topk import critical_mask, critical_masks
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
 from facexai.protocol import Cell, Grid, cell, definition
@@ -211,9 +211,9 @@ def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes
         person = every.layer(names[layer])
         maps = runner.eval_maps(cfg, person, pr.identities, pr.paths, pr.geometry)
         pmaps = runner.eval_maps(cfg, person, partner_ids, partner_paths, pr.geometry)
-        for q in grid.accuracy_qs:
+        pcritical = dict(zip(grid.both_sides_qs, critical_masks(pmaps, grid.both_sides_qs)))
+        for q, critical in zip(grid.accuracy_qs, critical_masks(maps, grid.accuracy_qs)):  # every q from one sort
             base = dict(explainer=grid.accuracy_explainer, layer=layer, q=q, fill=grid.fill, sample=sample)
-            critical = critical_mask(maps, q)
             selections = {"critical": critical}
             if q in grid.control_qs:
                 selections |= {c: control_masks(c, critical, pr.keys, runner.mask_seed(cfg, 0), face)
@@ -225,8 +225,8 @@ def accuracy_cells(cfg: Config, model: FaceModel, protocol: Protocol, pr: Probes
                 (claim_cells if selection == "critical" else control_cells).extend(
                     measure_cells(name, pr, emb, base, grid))
                 if "both" in grid.occluded_sides and q in grid.both_sides_qs and selection in ("critical", "uniform"):
-                    pmasks = critical_mask(pmaps, q) if selection == "critical" else \
-                        control_masks("uniform", critical_mask(pmaps, q), pkeys, runner.mask_seed(cfg, 1))
+                    pmasks = pcritical[q] if selection == "critical" else \
+                        control_masks("uniform", pcritical[q], pkeys, runner.mask_seed(cfg, 1))
                     pemb, n = occluded_embeddings(cfg, model, pcrops, pkeys, pmasks, grid.fill)
                     pr.forward_passes += n
                     (claim_cells if selection == "critical" else control_cells).extend(
