@@ -209,9 +209,10 @@ def portable_argv(argv: list[str]) -> list[str]:
 def cost_markdown(notebooks: dict[str, Any]) -> list[str]:
     """The cost accounts as a table: passes (images) per model and kind, time inside them, floor, wall / floor."""
     lines = ["## Cost accounts", "",
-             "Face-model forward passes per notebook (images; `grad` = with an autograd graph, a backward "
-             "follows), seconds inside the forwards, the floor (passes at the measured img/s of "
-             "`benchmarks/results_models.json`, grad passes at forward + backward), wall / floor "
+             "Face-model forward passes per notebook (images; `grad` / `grad_all_layers` = with an autograd "
+             "graph, a backward to the Grad-CAM layer / to every named layer follows), seconds inside the "
+             "forwards, the floor (passes at the measured img/s of `benchmarks/results_models.json`, each "
+             "grad kind at forward + backward to its depth), wall / floor "
              f"(target <= {RATIO_TARGET}).", "",
              "| notebook | passes (images) | forward s | floor s | wall s | wall / floor |", "|---|---|---:|---:|---:|---:|"]
     for stem, e in notebooks.items():
