@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from facexai import plots  # noqa: E402
 
@@ -42,6 +43,17 @@ def test_the_cap_is_what_lowers_the_resolution(tmp_path):
     small, _ = plots.save_figure(fig, tmp_path / "small", max_bytes=big.stat().st_size // 2)
     assert small.stat().st_size <= big.stat().st_size // 2
     assert plt.imread(small).shape[0] < plt.imread(big).shape[0]
+
+
+def test_a_figure_too_large_for_the_minimum_dpi_is_not_upsampled(tmp_path):
+    fig, ax = plt.subplots(figsize=(60, 60))  # the pixel cap alone puts it below MIN_PNG_DPI
+    ax.plot([0, 1], [0, 1])
+    first = (plots.MAX_PNG_PIXELS / 3600) ** 0.5
+    assert first < plots.MIN_PNG_DPI
+    png, _ = plots.save_figure(fig, tmp_path / "huge")
+    with Image.open(png) as image:
+        assert image.info["dpi"][0] == pytest.approx(first, rel=1e-3)  # the dpi its pixels amount to
+        assert image.width <= 60 * first + 1
 
 
 def test_overlay_is_min_max_scaled_in_a_perceptually_uniform_map():

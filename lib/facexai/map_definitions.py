@@ -11,8 +11,8 @@ Beside the spatial maps, the REPRESENTATION can be a channel-level activation pa
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np

@@ -79,7 +79,7 @@ def _png_under(image: Image.Image, dpi: float, max_bytes: int) -> tuple[bytes, f
     quarter = len(_png_bytes(_resized(image, 0.5), dpi / 2))
     scale = min(1.0, 0.92 * (max_bytes / (4 * quarter)) ** 0.5)
     while True:
-        scale = max(scale, MIN_PNG_DPI / dpi)
+        scale = min(1.0, max(scale, MIN_PNG_DPI / dpi))  # never below MIN_PNG_DPI, never upsampled
         encoded = _png_bytes(_resized(image, scale), dpi * scale)
         if len(encoded) <= max_bytes or dpi * scale <= MIN_PNG_DPI:
             return encoded, dpi * scale
