@@ -56,6 +56,35 @@ def test_converted_cache_is_checksummed(tmp_path, caplog):
     torch.testing.assert_close(again(x), expected)
 
 
+def test_meta_built_model_equals_a_default_initialised_one(tmp_path):
+    """load_model builds on the meta device and assigns the weights: the same outputs as building with random
+    initialisation and copying the weights in, and no parameter or buffer left on the meta device."""
+    model = load_model("DLIB", cache_root=tmp_path)
+    spec = get_spec("DLIB")
+    reference = registry._converter(spec).build()
+    reference.load_state_dict(registry.converted_state_dict(spec, tmp_path))
+    x = torch.rand(2, 3, 150, 150) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(model.backbone(model.preprocess(x)), reference.eval()(model.preprocess(x)),
+                                   rtol=0, atol=0)
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(p.requires_grad for p in model.parameters())  # explainers take gradients through them
+
+
+def test_tensor_the_weights_do_not_set_is_an_error(monkeypatch, tmp_path):
+    conv = registry._converter(get_spec("DLIB"))
+    build = conv.build
+
+    def with_extra_buffer():
+        net = build()
+        net.register_buffer("unset", torch.zeros(3), persistent=False)  # not in any state_dict
+        return net
+
+    monkeypatch.setattr(conv, "build", with_extra_buffer)
+    with pytest.raises(RuntimeError, match=r"DLIB: the converted weights do not set \['unset'\]"):
+        load_model("DLIB", cache_root=tmp_path)
+
+
 def test_user_weights_missing_names_file_and_source(tmp_path):
     with pytest.raises(WeightsError, match="ir50_backbone.pth.*insightface"):
         load_model("IR50", user_weights=tmp_path)

@@ -72,3 +72,17 @@ def test_pairs_source_has_no_machine_path(tmp_path: Path) -> None:
 def test_score_table_labels_genuine_and_impostor_pairs() -> None:
     table = verification.score_table({"M": np.array([0.9, 0.2])}, pd.DataFrame({"same": [True, False]}))
     assert table.pair.tolist() == ["genuine", "impostor"] and table.cosine.tolist() == [0.9, 0.2]
+
+
+def test_accuracy_intervals_are_wilson_intervals_over_pairs() -> None:
+    """300 of 300 pairs right: the Wilson interval is [300 / (300 + 1.96^2), 1], not the empty interval of
+    perfect folds; 0.9 of 600: the textbook Wilson bounds."""
+    table = pd.DataFrame({"model": ["A", "B"], "accuracy": [1.0, 0.9], "std": [0.0, 0.02], "published": [0.99, np.nan],
+                          "pairs": [300, 600], "folds": [10, 10]})
+    rows = verification.accuracy_intervals(table)
+    z2 = 1.959964 ** 2
+    assert rows.loc[0, "lo"] == pytest.approx(300 / (300 + z2), abs=1e-6) and rows.loc[0, "hi"] == 1.0
+    centre, half = (0.9 + z2 / 1200) / (1 + z2 / 600), 1.959964 * np.sqrt(0.09 / 600 + z2 / 4 / 600**2) / (1 + z2 / 600)
+    assert (rows.loc[1, "lo"], rows.loc[1, "hi"]) == pytest.approx((centre - half, centre + half), abs=1e-6)
+    assert rows.loc[0, "published_lo"] == rows.loc[0, "published_hi"] == 0.99
+    assert set(rows.columns) >= {"label", "unit", "estimate", "lo", "hi", "published_lo", "published_hi"}

@@ -42,6 +42,7 @@ from facexai import (bhattacharyya, cache, layer_similarity, occlusion_runner, o
 from facexai import generalizability as xai
 from facexai import runstamp, sanity, techniques
 from facexai.bhattacharyya import DIFFERENT, DIFFERENT_PEOPLE, SAME, SAME_PERSON
+from facexai.metrics import Z95, wilson
 from facexai.person_maps import OVERALL
 from facexai.published import PUBLISHED, TABLE1, TABLE2, TABLE2_DATASET, WORKS, Published
 
@@ -53,7 +54,6 @@ HOLDS, FAILS, MIXED, UNCLEAR, NO_DIRECTION = "holds", "fails", "mixed", "not jud
 # magnitude outcomes
 COMPATIBLE, OFF, FAR_OFF, NO_NUMBER = "compatible", "off", "off by more than x3", "no published number"
 
-Z95 = 1.959964  # two-sided 95% normal quantile
 #: Tolerances and minimums of every rule, each with the reason for its value (printed in the rules table).
 TOLERANCES: dict[str, tuple[float, str]] = {
     "MAG_TOL": (0.25, "relative slack around a published value or range: the works' own between-model spread "
@@ -196,16 +196,6 @@ def _span(values, pct: bool = False) -> str:
 
 
 # ---------------------------------------------------------------- statistics (pure)
-
-def wilson(rate: float, n: float) -> tuple[float, float]:
-    """95% Wilson interval of a proportion ``rate`` observed on ``n`` units."""
-    if not n or n <= 0 or not np.isfinite(rate):
-        return float("nan"), float("nan")
-    z2 = Z95 ** 2
-    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half))  # rounding at 0 and 1
-
 
 def difference(a: float, a_lo: float, a_hi: float, b: float, b_lo: float, b_hi: float) -> tuple[float, float, float]:
     """a - b with a 95% interval from the two intervals (normal approximation, independent estimates;

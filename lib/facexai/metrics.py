@@ -1,6 +1,7 @@
 """Numbers the study reports: verification accuracy with 10-fold thresholds, and friends."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,19 @@ def bootstrap_ci(values: np.ndarray, stat: Callable[..., np.ndarray] = np.mean, 
     stats = np.concatenate([stat(values[rng.integers(0, values.size, (min(rows, n - start), values.size))], axis=1)
                             for start in range(0, n, rows)])
     return percentile_interval(stats, alpha)
+
+
+Z95 = 1.959964  # two-sided 95% normal quantile
+
+
+def wilson(rate: float, n: float) -> tuple[float, float]:
+    """95% Wilson interval of a proportion ``rate`` observed on ``n`` units."""
+    if not n or n <= 0 or not np.isfinite(rate):
+        return float("nan"), float("nan")
+    z2 = Z95 ** 2
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half))  # rounding at 0 and 1
 
 
 def percentile_interval(boots: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

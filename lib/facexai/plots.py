@@ -248,9 +248,11 @@ def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published va
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_ylim(-0.7, len(part) - 0.3)
         ax.set_xlabel(unit)
-    handles = [plt.Line2D([], [], marker="o", color="C0", ls="", label="this study (95% interval)"),
-               plt.Line2D([], [], marker="D", color="C3", ls="", label="published value"),
-               plt.Rectangle((0, 0), 1, 1, color="C3", alpha=0.3, label="published range")]
+    single = np.isclose(rows.published_lo, rows.published_hi)
+    ranged = rows.published_lo.notna() & rows.published_hi.notna() & ~single
+    handles = [plt.Line2D([], [], marker="o", color="C0", ls="", label="this study (95% interval)")]
+    handles += [plt.Line2D([], [], marker="D", color="C3", ls="", label="published value")] if single.any() else []
+    handles += [plt.Rectangle((0, 0), 1, 1, color="C3", alpha=0.3, label="published range")] if ranged.any() else []
     axes[0, 0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, frameon=False, fontsize=8)
     fig.suptitle(title, y=1.0)
     fig.tight_layout()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import logging
 import os
 from collections.abc import Sequence
@@ -250,14 +251,26 @@ def load_model(
     spec = get_spec(name)
     conv = _converter(spec)
     if isinstance(spec.weights, PackagedWeights):
-        backbone = conv.build(**spec.build_kwargs)
-        backbone.load_state_dict(converted_state_dict(spec, cache_root))
+        with torch.device("meta"):  # shapes only: no random initialisation the weights would overwrite
+            backbone = conv.build(**spec.build_kwargs)
+        state = converted_state_dict(spec, cache_root)
+        _check_covered(backbone, state, spec.name)
+        backbone.to_empty(device="cpu").load_state_dict(state)  # strict copy into fresh, aligned memory
     else:
         path = spec.weights.locate(weights_dir(user_weights))
         spec = replace(spec, weights=replace(spec.weights, sha256=cache.file_sha256(path)))
         backbone = conv.load_backbone(path, **spec.build_kwargs)
     model = FaceModel(spec, conv.Preprocess(), backbone, conv.LAYERS)
     return model.eval().to(device)
+
+
+def _check_covered(backbone: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Raise unless ``state`` sets every parameter and buffer of ``backbone`` (built on the meta device, so a
+    tensor it does not set would stay uninitialised memory; strict loading misses non-persistent buffers)."""
+    left = [n for n, _ in itertools.chain(backbone.named_parameters(), backbone.named_buffers()) if n not in state]
+    if left:
+        raise RuntimeError(f"{name}: the converted weights do not set {left[:5]} (of {len(left)} tensors); "
+                           "the converter's build() and its state_dict disagree")
 
 
 #: registry.csv (:func:`registry_table`, notebook 01): one row per registered model.
