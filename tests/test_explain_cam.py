@@ -13,6 +13,7 @@ from facexai.explain import (
     GradCAM,
     GradCAMPlusPlus,
     LayerCAM,
+    normalise_maps,
 )
 
 
@@ -96,6 +97,29 @@ def test_zero_map_becomes_uniform_with_warning_and_count(resnet, caplog):
 def test_nan_map_raises(resnet):
     with pytest.raises(FloatingPointError, match="NaN"):
         LEAM(resnet, RESNET_LAYERS)(face_like_images(1, 32), lambda emb: emb.sum(-1) * float("nan"))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_normalise_maps_refuses_any_non_finite_pixel(bad):
+    """One bad pixel in one map (also +inf beside -inf, whose sum is NaN) raises; the check reads the sums."""
+    maps = torch.rand(3, 2, 8, 8)
+    maps[1, 1, 4, 5] = bad
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        normalise_maps(maps)
+    maps[1, 1, 4, 5], maps[2, 0, 0, 0], maps[2, 0, 0, 1] = 0.5, float("inf"), -float("inf")
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        normalise_maps(maps)
+
+
+def test_normalise_maps_equals_division_by_the_sum():
+    maps = torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    maps[2, 1] = 0
+    out, n_zero = normalise_maps(maps)
+    assert n_zero == 1
+    torch.testing.assert_close(out[2, 1], torch.full((16, 16), 1 / 256, dtype=torch.float64))
+    keep = torch.ones(4, 3, dtype=torch.bool)
+    keep[2, 1] = False
+    torch.testing.assert_close(out[keep], (maps / maps.sum((-2, -1), keepdim=True))[keep], rtol=0, atol=0)
 
 
 def test_bad_layers_and_images_give_clear_errors(resnet, facenet):

@@ -88,17 +88,19 @@ def normalise_maps(maps: torch.Tensor, what: str = "map") -> tuple[torch.Tensor,
     """Scale non-negative maps (..., H, W) to sum 1 each; an all-zero map becomes uniform.
 
     Returns the maps and the number of all-zero maps (logged as a warning). NaN or inf raises
-    FloatingPointError, so an undefined map is never written.
+    FloatingPointError, so an undefined map is never written: a map's sum is finite exactly when all of its
+    values are (and they do not overflow), so the check reads the sums, not every pixel again.
     """
-    if not torch.isfinite(maps).all():
-        raise FloatingPointError(f"{what} contains NaN or inf")
     sums = maps.sum(dim=(-2, -1), keepdim=True)
+    if not torch.isfinite(sums).all():
+        raise FloatingPointError(f"{what} contains NaN or inf")
     zero = sums <= 0
     n_zero = int(zero.sum())
+    out = maps / sums.clamp_min(torch.finfo(maps.dtype).tiny)
     if n_zero:
         log.warning("%d all-zero %s(s) replaced by uniform maps", n_zero, what)
-    uniform = torch.full_like(maps, 1.0 / (maps.shape[-1] * maps.shape[-2]))
-    return torch.where(zero, uniform, maps / sums.clamp_min(torch.finfo(maps.dtype).tiny)), n_zero
+        out = torch.where(zero, torch.full_like(out, 1.0 / (maps.shape[-1] * maps.shape[-2])), out)
+    return out, n_zero
 
 
 #: Binomial [1, 2, 1] / 4 low-pass: gain 1 at frequency 0, exactly 0 at a grid's Nyquist frequency.
