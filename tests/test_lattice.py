@@ -88,6 +88,40 @@ def test_the_layer_that_makes_the_lattice_is_named():
     assert clean["overall_share"] < row["overall_share"] and clean["critical_share"] < row["critical_share"]
 
 
+def test_lattice_table_equals_the_definitions_computed_with_numpy_fft():
+    """Each column from one FFT of the maps equals its definition computed map by map with numpy's FFT: the
+    share of |F(m - mean)|^2 in the layer's bins, the same of the overall map, and each layer's part
+    Re(F_l conj(F_overall)) / (L |F_overall|^2) of the overall map's energy in the union of the bins."""
+    rng = np.random.default_rng(3)
+    maps = rng.random((3, 3, 32, 32)) + np.stack([upsample_maps([checkerboard(c)], (32, 32))[:, 0].numpy()[0]
+                                                  for c in (16, 8, 4)])[None]
+    grids = {"a": (16, 16), "b": (8, 8), "c": (4, 4)}
+    table = lattice.lattice_table(maps, list(grids), grids, q=5.0).set_index("layer")
+
+    def spectrum(m):
+        return np.fft.fft2(m - m.mean())
+
+    def share(m, bins):
+        p = np.abs(spectrum(m)) ** 2
+        return p[bins].sum() / p.sum()
+
+    bins = {n: lattice.lattice_bins((32, 32), g) for n, g in grids.items()}
+    union = np.logical_or.reduce([b for b in bins.values() if b is not None])
+    for j, name in enumerate(grids):
+        if bins[name] is None:
+            assert np.isnan(table.share[name])
+            continue
+        assert table.share[name] == pytest.approx(np.mean([share(m[j], bins[name]) for m in maps]), rel=1e-9)
+        assert table.share_overall[name] == pytest.approx(np.mean([share(m.mean(0), bins[name]) for m in maps]),
+                                                          rel=1e-9)
+    parts = []
+    for m in maps:
+        overall = spectrum(m.mean(0))
+        energy = (np.abs(overall[union]) ** 2).sum()
+        parts.append([np.real(spectrum(m[j])[union] * np.conj(overall[union])).sum() / (3 * energy) for j in range(3)])
+    np.testing.assert_allclose(table.contribution.to_numpy(), np.mean(parts, axis=0), rtol=1e-9)
+
+
 def test_layer_grids_from_one_forward():
     net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(4, 2, 3))
     grids = lattice.layer_grids(net, {"conv": "0", "pool": "2", "last": "3"}, 64)
