@@ -105,6 +105,21 @@ def test_in_sample_probes_are_generation_images_and_held_out_ones_are_not():
         occlusion_sweep.chosen_probes(inside, -1)
 
 
+def test_people_without_a_person_map_have_no_probes(caplog):
+    """A person with one generation image gets no person map (no leave-one-out reference), so none of their
+    images is a probe, held out or in sample; the count is logged (as notebook 06 leaves them out)."""
+    from facexai.person_maps import mapped_people
+
+    for in_sample in (False, True):
+        protocol = _protocol(in_sample)
+        protocol.generation["c"], protocol.evaluation["c"] = ["c1"], ["c2"]
+        assert mapped_people(protocol) == ["a", "b"]
+        with caplog.at_level("WARNING"):
+            chosen = occlusion_sweep.chosen_probes(protocol)
+        assert sorted(chosen) == ["a", "b"]
+        assert "1 of 3 people have fewer than 2 generation images" in caplog.text
+
+
 def test_accuracy_arm_refuses_probes_of_the_wrong_sample(probes):
     probes.paths = ["a4", "b3"]  # held-out images
     with pytest.raises(ValueError, match="in-sample probes must be generation images"):

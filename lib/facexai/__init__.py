@@ -20,7 +20,8 @@ Modules, one job each, in the order the data flows:
   protocol sweep), ``feasibility`` (what each notebook needs of the selection, and which setting to change).
 - the ledger: ``published`` (the works' numbers), ``claims`` (rules and verdicts), ``runstamp``
   (which run made a table).
-- running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``),
+- running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``), ``kernels``
+  (each notebook's kernel, started while the previous notebook runs),
   ``provenance`` (the run manifest), ``passes`` (face-model pass counts and their floor),
   ``executor`` (where cache shards run: in-process, a Dask LocalCluster or a cluster), ``cache`` (verified, atomic, content-addressed store),
   ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch).

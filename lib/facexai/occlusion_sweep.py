@@ -21,7 +21,7 @@ import numpy as np
 from facexai import controls, embed, regions, study, thresholds
 from facexai import occlusion_runner as runner
 from facexai.occlusion_protocol import Protocol, hash_int
-from facexai.person_maps import generation_maps
+from facexai.person_maps import MIN_GENERATION_IMAGES, generation_maps, mapped_people
 from facexai.explain.topk import critical_mask, critical_masks
 from facexai.models.registry import FaceModel
 from facexai.profiles import Config
@@ -58,11 +58,21 @@ class Probes:
 
 def chosen_probes(protocol: Protocol, per_person: int = 0, seed: int = 0) -> dict[str, list[str]]:
     """The occluded images of ``protocol`` (held-out, or in-sample the generation images) that become
-    probes: per person ``per_person`` of them drawn from (seed, person) (0: all), in the protocol's order."""
+    probes: per person ``per_person`` of them drawn from (seed, person) (0: all), in the protocol's order.
+    Only people with a person map (:func:`facexai.person_maps.mapped_people`) have probes; the others are
+    counted in a warning, as notebook 06 leaves them out."""
     if per_person < 0:
         raise ValueError(f"per_person must be >= 0, got {per_person}")
+    mapped = set(mapped_people(protocol))
+    left_out = sorted(set(protocol.occluded) - mapped)
+    if left_out:
+        log.warning("%d of %d people have fewer than %d generation images, so no person map: their images are "
+                    "not probes (e.g. %s)", len(left_out), len(protocol.occluded), MIN_GENERATION_IMAGES,
+                    left_out[0])
     out = {}
     for person, paths in sorted(protocol.occluded.items()):
+        if person not in mapped:
+            continue
         paths = list(paths)
         if per_person and len(paths) > per_person:
             rng = np.random.default_rng(hash_int(seed, "probes", person))

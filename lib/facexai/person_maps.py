@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OVERALL = "overall"  # the layer name of maps given as one map per person
+#: A person map from generation images alone needs this many of them: each image's target is the leave-one-out
+#: mean of the person's other generation images.
+MIN_GENERATION_IMAGES = 2
+
+
+def mapped_people(protocol: Protocol) -> list[str]:
+    """The people of ``protocol`` whose generation images make a person map (:data:`MIN_GENERATION_IMAGES`)."""
+    return sorted(p for p, paths in protocol.generation.items() if len(paths) >= MIN_GENERATION_IMAGES)
 
 
 @dataclass
@@ -119,10 +127,11 @@ def generation_maps(cfg: Config, model: FaceModel, protocol: Protocol, technique
         raise ValueError(f"map_images must be 'generation' or 'all', got {map_images!r}")
     images = protocol.images
     if map_images == "generation":
-        keep = [p for p, paths in protocol.generation.items() if len(paths) >= 2]
+        keep = mapped_people(protocol)
         dropped = len(protocol.generation) - len(keep)
         if dropped:
-            log.warning("%d people have fewer than 2 generation images and get no map", dropped)
+            log.warning("%d people have fewer than %d generation images and get no map", dropped,
+                        MIN_GENERATION_IMAGES)
         wanted = {p for person in keep for p in protocol.generation[person]}
         images = images[images.path.isin(wanted)].reset_index(drop=True)
     start, passes = time.perf_counter(), [0]
