@@ -1,10 +1,9 @@
-"""Notebook kernels started one notebook ahead, so a run does not wait for each kernel's start-up.
+"""Notebook kernels started one notebook ahead, so a notebook does not wait for its kernel's start-up.
 
-A kernel takes about 2 s to start and 3-4 s more to import torch, torchvision and the library; a
-notebook whose face-model passes take 12 s spends half of that again on its start. The runner
-starts notebook i+1's kernel while notebook i runs (its imports use the core that notebook i's
-single-threaded cells leave free) and hands it to papermill, which executes in it instead of
-starting its own. The kernel runs :func:`warm` at start-up, which imports :data:`WARM_IMPORTS` and
+A kernel takes about 2 s to start and 3-4 s more to import torch, torchvision and the library. The
+runner starts notebook i+1's kernel while notebook i runs and hands it to papermill, which executes
+in it instead of starting its own. Whether a whole run gains depends on free CPU: on 2 busy cores the
+start-up competes with notebook i (README, *Cost accounts*: the quick run was not faster). The kernel runs :func:`warm` at start-up, which imports :data:`WARM_IMPORTS` and
 binds no name: every notebook still imports what it uses, so it runs the same cell by cell in Jupyter.
 """
 from __future__ import annotations
