@@ -89,3 +89,46 @@ def test_changed_settings_are_named(tmp_path, monkeypatch):
     changed = rf"\(settings changed: rise_masks {smoke['rise_masks']!r} -> 1234\)"
     with pytest.raises(runstamp.RunStampError, match=r"settings_digest .* " + changed):
         runstamp.check(tmp_path / "run-a" / "05_x" / "t.csv", runstamp.from_summary(summary))
+
+
+def test_descriptive_texts_are_not_part_of_the_stamp(monkeypatch):
+    """Rewording a profile's description or time estimate leaves every table its run's; a result setting does not."""
+    from facexai import profiles
+
+    table = profiles.available()["smoke"]
+    assert set(runstamp.DESCRIPTIVE) <= set(table)  # the texts exist, and the stamp leaves them out
+    before = runstamp.settings_digest("smoke")
+    reworded = {**profiles.available(), "smoke": table | {"description": "new words", "estimate": "a day"}}
+    monkeypatch.setattr(profiles, "available", lambda: reworded)
+    assert runstamp.settings_digest("smoke") == before
+    monkeypatch.setattr(profiles, "available", lambda: {"smoke": table | {"rise_masks": 1234}})
+    assert runstamp.settings_digest("smoke") != before
+
+
+def old_style(sidecar) -> None:
+    """Rewrite a sidecar as stamped before: settings with the descriptive texts, its digest over all of them."""
+    meta = json.loads(sidecar.read_text())
+    stored = meta["stamp"]["settings"] | {"description": "words", "estimate": "minutes"}
+    meta["stamp"] |= {"settings": stored, "settings_digest": runstamp._digest(stored)}
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_old_stamps_are_restamped_only_when_consistent_and_unchanged(tmp_path):
+    summary = make_run(tmp_path, "run-a")
+    folder = tmp_path / "run-a" / "05_x"
+    for name in ("ok", "edited", "inconsistent"):
+        plots.save_table(pd.DataFrame({"x": [1, 2]}), folder / name)
+        old_style(folder / f"{name}.meta.json")
+    with pytest.raises(runstamp.RunStampError, match="settings_digest"):  # old stamps fail today's check
+        runstamp.check(folder / "ok.csv", runstamp.from_summary(summary))
+    (folder / "edited.csv").write_text("x\n3\n")  # the table changed after it was stamped
+    meta = json.loads((folder / "inconsistent.meta.json").read_text())
+    meta["stamp"]["settings"]["rise_masks"] = 1234  # its digest is not of its stored settings
+    (folder / "inconsistent.meta.json").write_text(json.dumps(meta))
+
+    assert [runstamp.restamp_descriptive(folder / f"{n}.meta.json") for n in ("ok", "edited", "inconsistent")] \
+        == [True, False, False]
+    runstamp.check(folder / "ok.csv", runstamp.from_summary(summary))  # the same run again
+    assert runstamp.restamp_descriptive(folder / "ok.meta.json") is False  # already current: left alone
+    with pytest.raises(runstamp.RunStampError, match="changed after"):
+        runstamp.check(folder / "edited.csv", runstamp.from_summary(summary))

@@ -1,7 +1,8 @@
 """Which run made a table: a stamp written beside every table, checked by the claims ledger.
 
 A run's identity is what notebook 00 recorded about it (``study.prepare``'s summary: run name,
-profile, data set, selection counts, seed, pairs, models) plus its profile's settings. Every table
+profile, data set, selection counts, seed, pairs, models) plus its profile's settings, less the
+texts that only describe the profile (:data:`DESCRIPTIVE`). Every table
 ``plots.save_table`` writes gets a sidecar ``<table>.meta.json`` holding that stamp and the table's
 SHA-256; the ledger refuses a table whose sidecar is missing, whose content changed after it was
 stamped, or whose stamp is another run's (e.g. figures copied from one run folder into another).
@@ -25,6 +26,9 @@ SUMMARY_TABLE = Path("00_data") / "summary.csv"
 #: A stamp (JSON) that overrides the one found from the run folder, for tools writing tables elsewhere.
 ENV = "FACEXAI_RUN_STAMP"
 FIELDS = ("run_name", "profile", "data_digest", "settings_digest")
+#: Profile keys for people (printed when a run starts) that change no result: left out of the stamp, so that
+#: rewording them does not make every committed table another run's.
+DESCRIPTIVE = ("description", "estimate")
 
 
 class RunStampError(ValueError):
@@ -35,15 +39,21 @@ def _digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def result_settings(table: Mapping[str, object]) -> dict:
+    """A profile's settings without its :data:`DESCRIPTIVE` texts: the part that can change a result."""
+    return {k: v for k, v in table.items() if k not in DESCRIPTIVE}
+
+
 def settings(profile: str) -> dict | None:
-    """The profile's settings in profiles.toml (None for an unknown profile)."""
+    """The profile's result settings in profiles.toml (None for an unknown profile)."""
     from facexai import profiles  # here: profiles imports the model registry lazily, keep plots light
 
-    return profiles.available().get(profile)
+    table = profiles.available().get(profile)
+    return result_settings(table) if table is not None else None
 
 
 def settings_digest(profile: str) -> str:
-    """SHA-256 of the profile's settings in profiles.toml ('' for an unknown profile)."""
+    """SHA-256 of the profile's result settings in profiles.toml ('' for an unknown profile)."""
     table = settings(profile)
     return _digest(table) if table is not None else ""
 
@@ -117,3 +127,21 @@ def check(table: str | os.PathLike, expected: Mapping[str, str], name: str = "")
         raise RunStampError(f"table {name} was produced by another run: " + "; ".join(differ)
                             + (f" (settings changed: {', '.join(changed)})" if changed else "")
                             + "; rerun the notebook that makes it for this run")
+
+
+def restamp_descriptive(sidecar_path: str | os.PathLike) -> bool:
+    """Rewrite a sidecar stamped when the settings digest still covered the :data:`DESCRIPTIVE` texts: the same
+    stamp over its own stored settings less those texts. Only a self-consistent stamp of an unchanged table
+    is rewritten (its stored digest is of its stored settings; the table's SHA-256 matches); returns whether
+    it was."""
+    path = Path(sidecar_path)
+    meta = json.loads(path.read_text())
+    stamp, table = meta.get("stamp") or {}, path.with_name(meta.get("table", ""))
+    stored = stamp.get("settings")
+    if (not isinstance(stored, dict) or not set(DESCRIPTIVE) & set(stored)
+            or _digest(stored) != stamp.get("settings_digest")
+            or not table.is_file() or cache.file_sha256(table) != meta.get("sha256")):
+        return False
+    kept = result_settings(stored)
+    cache.save_json(path, {**meta, "stamp": {**stamp, "settings": kept, "settings_digest": _digest(kept)}})
+    return True
