@@ -55,8 +55,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from facexai import (feasibility, map_definitions, occlusion_protocol, occlusion_sweep, plots, profiles, protocol,
-                     protocol_plots, study)
+from facexai import (feasibility, map_definitions, occlusion_protocol, occlusion_sweep, passes, plots, profiles,
+                     protocol, protocol_plots, study)
 from facexai.models import load_model
 
 plots.use_style()
@@ -70,9 +70,7 @@ NB = "10_protocol_sensitivity"
 zoo = {name: load_model(name, cfg.device, cfg.cache_root) for name in cfg.models}
 with_variants = [m for m in cfg.models if not grid.variant_models or m in grid.variant_models]
 started = time.perf_counter()
-seconds, forwards = {}, {name: [0] for name in zoo}  # images each model forwarded here (maps and occlusions)
-for name, model in zoo.items():
-    model.register_forward_hook(lambda _m, _i, out, n=forwards[name]: n.__setitem__(0, n[0] + len(out)))
+seconds, forwarded_before = {}, {name: passes.images_forwarded(name) for name in zoo}  # maps and occlusions
 print(f"{len(st.identities)} individuals, {len(st.images)} images; models {list(cfg.models)}; "
       f"map variants on {with_variants}")
 
@@ -151,7 +149,7 @@ points
 # identity's gallery mean; "both" occludes the genuine partner too.
 
 # %%
-passes = {}
+arm_forwards = {}
 acc, acc_controls = [], []
 for sample in grid.samples:
     t0 = time.perf_counter()
@@ -162,7 +160,7 @@ for sample in grid.samples:
         acc_controls += ctrl
         print(f"{sample}, {name}: {len(pr.paths)} probes, {len(cells)} cells, {len(ctrl)} control cells")
     seconds[f"accuracy_{sample}"] = time.perf_counter() - t0
-    passes[f"accuracy_{sample}"] = sum(pr.forward_passes for pr in probes_of[sample].values())
+    arm_forwards[f"accuracy_{sample}"] = sum(pr.forward_passes for pr in probes_of[sample].values())
 
 # %% [markdown]
 # ## 4. Cosine drop: white-box vs cross-model, raw vs normalised
@@ -171,7 +169,7 @@ for sample in grid.samples:
 t0 = time.perf_counter()
 drop, drop_controls = occlusion_sweep.drop_cells(cfg, zoo, protocols["held_out"], probes, grid)
 seconds["drop"] = time.perf_counter() - t0
-passes["drop"] = sum(pr.forward_passes for pr in probes.values()) - passes.get("accuracy_held_out", 0)
+arm_forwards["drop"] = sum(pr.forward_passes for pr in probes.values()) - arm_forwards.get("accuracy_held_out", 0)
 print(f"{len(drop)} drop cells, {len(drop_controls)} control cells")
 
 # %% [markdown]
@@ -269,12 +267,12 @@ beaten[beaten.model == protocol.ALL].groupby(["claim", "control"]).beaten.agg(["
 # (explained for a map, or occluded), the count that carries over to a larger profile.
 
 # %%
-cost = pd.DataFrame([{"arm": k, "seconds": round(v, 1), "forwards": passes.get(k, np.nan)}
+cost = pd.DataFrame([{"arm": k, "seconds": round(v, 1), "forwards": arm_forwards.get(k, np.nan)}
                      for k, v in seconds.items()]
                     + [{"arm": "total (notebook)", "seconds": round(time.perf_counter() - started, 1),
-                        "forwards": sum(passes.values())}]
+                        "forwards": sum(arm_forwards.values())}]
                     + [{"arm": f"all forwards of {name} (maps and occlusions)", "seconds": np.nan,
-                        "forwards": n[0]} for name, n in forwards.items()])
+                        "forwards": passes.images_forwarded(name) - n} for name, n in forwarded_before.items()])
 plots.save_table(cost, cfg.out(NB, "cost"))
 cost
 

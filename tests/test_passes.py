@@ -148,6 +148,25 @@ def test_dask_workers_passes_are_counted_by_the_kernel_and_shared_among_workers(
     assert passes.write(tmp_path / "again") and passes.read(tmp_path / "again")["groups"][0]["workers"] == 1
 
 
+def test_counting_sees_one_models_images_here_and_on_dask_workers():
+    """What a block forwarded of one model: its own passes and the shard tasks' passes the workers returned,
+    not another model's, nor what was forwarded before the block."""
+    model, images = toy_model(), torch.rand(5, 3, 8, 8) * 255
+    with torch.no_grad():
+        model(images[:2])
+        with passes.counting("TOY") as toy, passes.counting("OTHER") as other:
+            model(images)
+            toy_model("OTHER")(images[:1])
+            passes.add_remote([{"model": "TOY", "kind": "nograd", "device": "cpu", "images": 7, "calls": 1,
+                                "seconds": 0.1}], threads=1, workers=2)
+            assert toy.images == 0  # set when the block ends
+    assert (toy.images, other.images) == (12, 1)
+    assert passes.images_forwarded("TOY") == 14
+    with passes.counting("TOY") as none:
+        pass
+    assert none.images == 0
+
+
 def test_rate_takes_the_fastest_repeat_at_up_to_the_thread_count():
     assert passes.rate(COSTS, "A", "nograd", 2) == (20.0, 2)
     assert passes.rate(COSTS, "A", "nograd", 1) == (10.0, 1)

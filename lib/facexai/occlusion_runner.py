@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from facexai import align, embed, metrics, occlusion, study
+from facexai import align, embed, metrics, occlusion, passes, study
 from facexai.explain.topk import critical_mask, top_k
 from facexai.models.registry import FaceModel
 from facexai.occlusion_protocol import Protocol, hash_int
@@ -147,13 +147,10 @@ def occlusion_experiment(cfg: Config, model: FaceModel, maps: PersonMaps, protoc
     unknown = set(fills) - set(occlusion.FILLS)
     if unknown:
         raise ValueError(f"unknown fill kinds {sorted(unknown)}; valid: {list(occlusion.FILLS)}")
-    start, passes = time.perf_counter(), [0]
-    hook = model.register_forward_hook(lambda _m, _i, out: passes.__setitem__(0, passes[0] + len(out)))
-    try:
+    start = time.perf_counter()
+    with passes.counting(model.spec.name) as forwarded:
         run = _run(cfg, model, maps, protocol, fills, qs, random_seeds, blur_sigma, batch_size)
-    finally:
-        hook.remove()
-    run.forward_passes, run.seconds = passes[0], time.perf_counter() - start
+    run.forward_passes, run.seconds = forwarded.images, time.perf_counter() - start
     return run
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facexai import controls, embed, regions, study, thresholds
+from facexai import controls, embed, passes, regions, study, thresholds
 from facexai import occlusion_runner as runner
 from facexai.occlusion_protocol import Protocol, hash_int
 from facexai.person_maps import MIN_GENERATION_IMAGES, generation_maps, mapped_people
@@ -112,14 +112,10 @@ def probes(cfg: Config, model: FaceModel, protocol: Protocol, rules: Sequence[st
 def occluded_embeddings(cfg: Config, model: FaceModel, crops: np.ndarray, keys: list[str], masks: np.ndarray,
                         fill: str) -> tuple[np.ndarray, int]:
     """Unit embeddings of the crops with ``masks`` filled (cached per crop, fill and mask) and the forwards run."""
-    passes = [0]
-    hook = model.register_forward_hook(lambda _m, _i, out: passes.__setitem__(0, passes[0] + len(out)))
-    try:
+    with passes.counting(model.spec.name) as forwarded:
         occluded, okeys = runner.occlude(crops, masks, fill, keys, cfg.seed)
         emb = embed.cached_embed(model, occluded, okeys, cfg.cache_root)
-    finally:
-        hook.remove()
-    return _unit(emb), passes[0]
+    return _unit(emb), forwarded.images
 
 
 def control_masks(control: str, critical: np.ndarray, keys: Sequence[str], seed: int,

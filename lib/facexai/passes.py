@@ -131,6 +131,29 @@ def worker_rows() -> list[dict[str, Any]]:
     return rows(_REMOTE)
 
 
+@dataclass
+class Count:
+    """Images one model forwarded inside a :func:`counting` block (set when the block ends)."""
+
+    images: int = 0
+
+
+def images_forwarded(model: str) -> int:
+    """Images ``model`` forwarded so far in this process and on the Dask workers that ran its shard tasks."""
+    return sum(t.images for counts in (_COUNTS, _REMOTE) for (m, _k, _d), t in counts.items() if m == model)
+
+
+@contextlib.contextmanager
+def counting(model: str) -> Iterator[Count]:
+    """Count the images ``model`` forwards inside the block, in this process and on the Dask workers that ran
+    its shard tasks (cache hits forward nothing)."""
+    count, before = Count(), images_forwarded(model)
+    try:
+        yield count
+    finally:
+        count.images = images_forwarded(model) - before
+
+
 def write(folder: str | os.PathLike) -> list[Path]:
     """Write this process's counts to ``folder/passes-<pid>.json`` and the passes its Dask workers made to
     ``passes-<pid>-workers.json`` (each a temporary name, then renamed)."""

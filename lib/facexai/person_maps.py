@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from facexai import passes
+
 if TYPE_CHECKING:
     from facexai.models.registry import FaceModel
     from facexai.occlusion_protocol import Protocol
@@ -134,12 +136,9 @@ def generation_maps(cfg: Config, model: FaceModel, protocol: Protocol, technique
                         MIN_GENERATION_IMAGES)
         wanted = {p for person in keep for p in protocol.generation[person]}
         images = images[images.path.isin(wanted)].reset_index(drop=True)
-    start, passes = time.perf_counter(), [0]
-    hook = model.register_forward_hook(lambda _m, _i, out: passes.__setitem__(0, passes[0] + len(out)))
-    try:
+    start = time.perf_counter()
+    with passes.counting(model.spec.name) as forwarded:
         ms = saliency.image_maps(cfg, model, images, explainer=technique, layers=layers, settings=settings,
                                  **overrides)
-    finally:
-        hook.remove()
     pm = ms.persons(paths=protocol.generation_paths)
-    return replace(pm, forward_passes=passes[0], seconds=time.perf_counter() - start)
+    return replace(pm, forward_passes=forwarded.images, seconds=time.perf_counter() - start)
