@@ -55,17 +55,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from facexai import (
-    bhattacharyya,
     faithfulness,
     feasibility,
     lattice,
-    metrics,
+    lattice_effect,
     occlusion_protocol,
-    occlusion_runner,
-    person_maps,
     plots,
     profiles,
-    regions,
     saliency,
     sanity,
     study,
@@ -189,40 +185,8 @@ plots.save_figure(fig, cfg.out(NB, "lattice_examples"))
 # %%
 t0 = time.perf_counter()
 prot = occlusion_protocol.make_protocol(sub, cfg.occlusion_n_eval, cfg.seed)
-nose = regions.REGIONS.index("nose")
-effect_rows, diff_rows = [], []
-for name in cfg.models:
-    model = zoo[name]
-    per = {}
-    for aa in (False, True):
-        ms = leam_maps[name, aa]
-        labels, ok = regions.label_maps(cfg, ms.images.path.tolist(), model.spec.geometry)
-        rs = regions.person_region_shares(ms, labels, ok, method.q)
-        bc = bhattacharyya.same_vs_different(ms, method.q, cfg.seed, n_boot=200)
-        gen = person_maps.generation_maps(cfg, model, prot, "leam", antialias=aa)
-        run = occlusion_runner.occlusion_experiment(cfg, model, gen, prot, fills=[method.fill], qs=[method.q],
-                                                    random_seeds=[0])
-        occ = run.images
-        bc_overall = bc.values.groupby("group").bc.mean()
-        per[aa] = {"nose": rs.shares[:, rs.maps.index("overall"), nose], "bc": bc.values,
-                   "drop": occ[occ.selection == "critical"].sort_values("path")["drop"].to_numpy(),
-                   "random_drop": occ[occ.selection == "random"].sort_values("path")["drop"].to_numpy()}
-        effect_rows.append({"model": name, "antialias": aa, "nose_share": float(per[aa]["nose"].mean()),
-                            **{f"bc_{g.split()[0]}": float(v) for g, v in bc_overall.items()},
-                            "drop_critical": float(per[aa]["drop"].mean()),
-                            "drop_random": float(per[aa]["random_drop"].mean()),
-                            "n_people": len(rs.identities), "n_occluded": len(per[aa]["drop"])})
-    for measure, values in [("nose share", [per[a]["nose"] for a in (False, True)]),
-                            *[(f"BC {g}", [per[a]["bc"][per[a]["bc"].group == g].bc.to_numpy() for a in (False, True)])
-                              for g in sorted(per[False]["bc"].group.unique())],
-                            ("cosine drop (critical)", [per[a]["drop"] for a in (False, True)])]:
-        diff = values[1] - values[0]
-        lo, hi = metrics.bootstrap_ci(diff, n=1000, seed=cfg.seed)
-        diff_rows.append({"model": name, "measure": measure, "plain": float(values[0].mean()),
-                          "anti_aliased": float(values[1].mean()), "difference": float(diff.mean()),
-                          "ci_lo": lo, "ci_hi": hi, "n": len(diff)})
-effect = pd.DataFrame(effect_rows)
-effect_diff = pd.DataFrame(diff_rows)
+effect, effect_diff = lattice_effect.treatment_effect(cfg, {name: zoo[name] for name in cfg.models}, leam_maps,
+                                                      prot, method)
 plots.save_table(effect, cfg.out(NB, "lattice_effect"))
 plots.save_table(effect_diff, cfg.out(NB, "lattice_effect_differences"))
 timings["lattice effect"] = time.perf_counter() - t0
