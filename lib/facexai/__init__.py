@@ -10,7 +10,7 @@ Modules, one job each, in the order the data flows:
   ``techniques`` (the registry of techniques and their settings), ``saliency`` (cached image maps),
   ``person_maps`` (one map per individual, in any crop geometry,
   including notebook 05's cross-model maps), ``channel_patterns`` (channel-level activation patterns),
-  ``lattice`` (the stride artefact).
+  ``lattice`` (the stride artefact), ``lattice_effect`` (its treatment's effect on the study's numbers).
 - analyses: ``parsing`` / ``parsing_bisenet`` and ``regions`` (region shares), ``bhattacharyya``
   and ``layer_similarity`` (BC of maps), ``occlusion`` (masks and fills), ``occlusion_protocol`` /
   ``occlusion_runner`` / ``occlusion_summary`` (validation and transfer), ``controls`` (control
@@ -20,8 +20,7 @@ Modules, one job each, in the order the data flows:
   protocol sweep), ``feasibility`` (what each notebook needs of the selection, and which setting to change).
 - the ledger: ``published`` (the works' numbers), ``claims`` (rules and verdicts), ``runstamp``
   (which run made a table).
-- running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``), ``kernels``
-  (each notebook's kernel, started while the previous notebook runs),
+- running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``),
   ``provenance`` (the run manifest), ``passes`` (face-model pass counts and their floor),
   ``executor`` (where cache shards run: in-process, a Dask LocalCluster or a cluster), ``cache`` (verified, atomic, content-addressed store),
   ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch).

@@ -82,12 +82,10 @@ class PeakMemory:
 
     A background thread sums the RSS of every descendant process every ``interval`` seconds; the
     peak is a lower bound on the true peak (a spike shorter than the interval can be missed).
-    Processes whose ids are in ``ignored`` (the next notebook's kernel, started early) are not counted.
     """
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak_bytes = interval, 0
-        self.ignored: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -96,8 +94,6 @@ class PeakMemory:
         while not self._stop.is_set():
             total = 0
             for child in me.children(recursive=True):
-                if child.pid in self.ignored:
-                    continue
                 try:
                     total += child.memory_info().rss
                 except psutil.Error:

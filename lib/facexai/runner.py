@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from facexai import executor, kernels, profiles, provenance
+from facexai import executor, profiles, provenance
 from facexai.cli import NOTEBOOKS_DIR, RunPlan
 
+KERNEL = "facexai"  # installed into the venv by tools/bootstrap.sh
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_IMAGE_BYTES = 200_000  # an embedded figure larger than this is downscaled in the HTML copy
 MAX_IMAGE_WIDTH = 1400  # px: large figures are downscaled to this width at most (the PNG/PDF files keep full size)
@@ -65,73 +66,38 @@ def _run(plan: RunPlan, argv: list[str], parameters: dict[str, dict], environ: d
     plan.outputs_dir.mkdir(parents=True, exist_ok=True)
     manifest = provenance.Manifest(plan.figures_dir, plan.run_name, plan.profile, argv, plan.options)
     n = len(plan.notebooks)
-    upcoming: kernels.Kernel | None = None  # the next notebook's kernel, started while the current one runs
-    try:
-        for i, nb in enumerate(plan.notebooks, 1):
-            executed, log = plan.outputs_dir / f"{nb.stem}.ipynb", plan.outputs_dir / f"{nb.stem}.log"
-            say(f"({i}/{n}) {nb.stem} ... (progress: tail -f {log})")
-            kernel, upcoming = upcoming, None
-            started, start, error = provenance.now(), time.monotonic(), None
-            with provenance.PeakMemory() as memory:
-                try:
-                    kernel = kernel or _start_kernel(plan, manifest, environ, i - 1)
-                    if i < n:
-                        upcoming = _start_ahead(plan, manifest, environ, i)
-                        memory.ignored.add(upcoming.pid if upcoming else None)
-                    with logged_to(kernel.log):
-                        papermill.execute_notebook(jupytext.read(nb.source), str(executed),
-                                                   parameters=parameters[nb.stem], kernel_name=kernels.KERNEL,
-                                                   km=kernel.manager, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
-                                                   stdout_file=kernel.log, stderr_file=kernel.log)
-                except PapermillExecutionError as exc:
-                    error = ANSI.sub("", "\n".join(exc.traceback)) or f"{exc.ename}: {exc.evalue}"
-                except Exception as exc:  # the kernel died, or did not start: still name the notebook
-                    error = f"{type(exc).__name__}: {exc}"
-                finally:
-                    if kernel is not None:
-                        kernel.shutdown()
-            seconds = time.monotonic() - start
-            manifest.record(nb.stem, plan.parameters[nb.stem], started, seconds, memory.peak_mb,
-                            "failed" if error else "ok")
-            if error:
-                say(f"FAILED in notebook {nb.stem} (executed copy: {executed}, log: {log}):", err=True)
-                print("\n".join(error.strip().splitlines()[-30:]), file=sys.stderr, flush=True)
-                return 1
-            if plan.html:
-                html = export_html(executed, plan.figures_dir / "notebooks" / f"{nb.stem}.html",
-                                   hide={plan.options["cache_dir"]: "$CACHE"} if plan.options["cache_dir"] else {})
-                say(f"({i}/{n}) {nb.stem} done in {seconds:.0f} s (HTML {html.stat().st_size / 2**20:.1f} MB)")
-            else:
-                say(f"({i}/{n}) {nb.stem} done in {seconds:.0f} s")
-    finally:
-        if upcoming is not None:  # a failed or interrupted run: the kernel started for the next notebook goes too
-            upcoming.shutdown()
+    for i, nb in enumerate(plan.notebooks, 1):
+        executed, log = plan.outputs_dir / f"{nb.stem}.ipynb", plan.outputs_dir / f"{nb.stem}.log"
+        say(f"({i}/{n}) {nb.stem} ... (progress: tail -f {log})")
+        executor.restore_environ(environ)
+        manifest.count_passes(nb.stem, plan.outputs_dir / f"{nb.stem}.passes")  # its kernel's face-model passes
+        started, start, error = provenance.now(), time.monotonic(), None
+        with open(log, "w") as fh, provenance.PeakMemory() as memory, logged_to(fh):
+            try:
+                papermill.execute_notebook(jupytext.read(nb.source), str(executed), parameters=parameters[nb.stem],
+                                           kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                           stdout_file=fh, stderr_file=fh)
+            except PapermillExecutionError as exc:
+                error = ANSI.sub("", "\n".join(exc.traceback)) or f"{exc.ename}: {exc.evalue}"
+            except Exception as exc:  # the kernel died, or did not start: still name the notebook
+                error = f"{type(exc).__name__}: {exc}"
+        seconds = time.monotonic() - start
+        manifest.record(nb.stem, plan.parameters[nb.stem], started, seconds, memory.peak_mb,
+                        "failed" if error else "ok")
+        if error:
+            say(f"FAILED in notebook {nb.stem} (executed copy: {executed}, log: {log}):", err=True)
+            print("\n".join(error.strip().splitlines()[-30:]), file=sys.stderr, flush=True)
+            return 1
+        if plan.html:
+            html = export_html(executed, plan.figures_dir / "notebooks" / f"{nb.stem}.html",
+                               hide={plan.options["cache_dir"]: "$CACHE"} if plan.options["cache_dir"] else {})
+            say(f"({i}/{n}) {nb.stem} done in {seconds:.0f} s (HTML {html.stat().st_size / 2**20:.1f} MB)")
+        else:
+            say(f"({i}/{n}) {nb.stem} done in {seconds:.0f} s")
     say(f"finished. Executed notebooks: {plan.outputs_dir}")
     say(f"figures and tables: {plan.figures_dir}/")
     say(f"manifest: {manifest.path}")
     return 0
-
-
-def _start_kernel(plan: RunPlan, manifest: provenance.Manifest, environ: dict[str, str], index: int
-                  ) -> kernels.Kernel:
-    """Start the kernel of notebook ``index`` of the plan: the run's environment (as before any Dask nanny wrote
-    into it), that notebook's pass-count folder, its stderr into that notebook's log."""
-    stem = plan.notebooks[index].stem
-    executor.restore_environ(environ)
-    manifest.count_passes(stem, plan.outputs_dir / f"{stem}.passes")  # its kernel's face-model passes
-    return kernels.start(NOTEBOOKS_DIR, dict(os.environ), plan.outputs_dir / f"{stem}.log")
-
-
-def _start_ahead(plan: RunPlan, manifest: provenance.Manifest, environ: dict[str, str], index: int
-                 ) -> kernels.Kernel | None:
-    """:func:`_start_kernel` for the next notebook while the current one runs; a failure is logged and left to
-    that notebook, which then starts its kernel itself and reports the error under its own name."""
-    try:
-        return _start_kernel(plan, manifest, environ, index)
-    except Exception as exc:
-        say(f"could not start the kernel of {plan.notebooks[index].stem} ahead ({type(exc).__name__}: {exc}); "
-            "it starts when that notebook does", err=True)
-        return None
 
 
 @contextlib.contextmanager
