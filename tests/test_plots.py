@@ -1,9 +1,11 @@
 """facexai.plots: figures that show the claim (issue 13, item 5): size cap, colour scales, intervals."""
+import io
 import logging
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.image  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -54,6 +56,30 @@ def test_a_figure_too_large_for_the_minimum_dpi_is_not_upsampled(tmp_path):
     with Image.open(png) as image:
         assert image.info["dpi"][0] == pytest.approx(first, rel=1e-3)  # the dpi its pixels amount to
         assert image.width <= 60 * first + 1
+
+
+def test_each_file_draws_the_figure_once(tmp_path, monkeypatch):
+    """The layout is solved once and the engine removed, so neither savefig draws the figure a second time
+    (a placeholder engine made each of them draw once more, images resampled included)."""
+    made = []
+    original = matplotlib.image.AxesImage.make_image
+    monkeypatch.setattr(matplotlib.image.AxesImage, "make_image", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    fig = noisy_grid(3, 2)
+    plots.save_figure(fig, tmp_path / "grid")
+    assert len(made) == 2  # the PNG and the PDF
+    assert fig.get_layout_engine() is None and plt.fignum_exists(fig.number)  # outside a notebook: left open
+
+
+def test_a_notebook_shows_the_saved_raster_and_closes_the_figure(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "module://matplotlib_inline.backend_inline")
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    fig = noisy_grid(3, 2)
+    png, _ = plots.save_figure(fig, tmp_path / "grid")
+    assert len(shown) == 1 and not plt.fignum_exists(fig.number)  # the backend has nothing left to draw again
+    with Image.open(png) as saved, Image.open(io.BytesIO(shown[0].data)) as screen:
+        scale = plt.rcParams["figure.dpi"] / saved.info["dpi"][0]
+        assert abs(screen.width - saved.width * scale) <= 1 and abs(screen.height - saved.height * scale) <= 1
 
 
 def test_overlay_is_min_max_scaled_in_a_perceptually_uniform_map():

@@ -34,7 +34,7 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
 
     The layout and the bounding box are solved once and then frozen. The PNG is drawn once, at ``savefig.dpi``
     (at most :data:`MAX_PNG_PIXELS`); if it exceeds ``max_bytes`` the raster is resampled to fewer pixels
-    (logged) rather than drawn again. The PDF keeps text and lines as vectors and its images (maps, crops) at
+    (logged) rather than drawn again; a notebook shows that raster too (:func:`_show_inline`). The PDF keeps text and lines as vectors and its images (maps, crops) at
     the PNG's resolution, so a grid of maps does not weigh megabytes there either.
     """
     base = Path(path).with_suffix("")
@@ -56,7 +56,20 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
                  max_bytes / 1e6, len(encoded) / 1e6)
     cache.atomic_write(png, lambda tmp: tmp.write_bytes(encoded))
     fig.savefig(base.with_suffix(".pdf"), dpi=dpi, bbox_inches=bbox)
+    _show_inline(fig, drawn, first)
     return [png, base.with_suffix(".pdf")]
+
+
+def _show_inline(fig: plt.Figure, drawn: Image.Image, dpi: float) -> None:
+    """In a notebook (matplotlib's inline backend), show the raster already drawn at ``dpi``, resampled to the
+    screen's ``figure.dpi``, and close the figure: the backend would otherwise draw it once more at the cell's end."""
+    if "inline" not in mpl.get_backend():
+        return
+    from IPython.display import Image as Shown, display
+
+    screen = plt.rcParams["figure.dpi"]
+    display(Shown(data=_png_bytes(_resized(drawn, screen / dpi), screen), format="png"))
+    plt.close(fig)
 
 
 def _freeze_layout(fig: plt.Figure):
@@ -65,7 +78,9 @@ def _freeze_layout(fig: plt.Figure):
     engine = fig.get_layout_engine()
     if engine is not None:
         engine.execute(fig)
-        fig.set_layout_engine("none")
+        # no engine at all: the placeholder that set_layout_engine("none") leaves makes every savefig draw once more
+        with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            fig.set_layout_engine(None)
     if plt.rcParams["savefig.bbox"] != "tight":
         return plt.rcParams["savefig.bbox"]
     pad = plt.rcParams["savefig.pad_inches"]
