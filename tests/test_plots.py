@@ -63,7 +63,8 @@ def test_each_file_draws_the_figure_once(tmp_path, monkeypatch):
     (a placeholder engine made each of them draw once more, images resampled included)."""
     made = []
     original = matplotlib.image.AxesImage.make_image
-    monkeypatch.setattr(matplotlib.image.AxesImage, "make_image", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(matplotlib.image.AxesImage, "make_image",
+                        lambda self, *a, **k: made.append(1) or original(self, *a, **k))
     fig = noisy_grid(3, 2)
     plots.save_figure(fig, tmp_path / "grid")
     assert len(made) == 2  # the PNG and the PDF

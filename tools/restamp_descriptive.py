@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in parser.parse_args(argv).folders:
         sidecars = sorted(folder.rglob("*.meta.json"))
         rewritten = sum(runstamp.restamp_descriptive(p) for p in sidecars)
-        print(f"{folder}: {rewritten} of {len(sidecars)} sidecars restamped, {len(sidecars) - rewritten} left as they were")
+        print(f"{folder}: {rewritten} of {len(sidecars)} sidecars restamped, "
+              f"{len(sidecars) - rewritten} left as they were")
     return 0
 
 

@@ -50,7 +50,8 @@ def measure(cfg: Config, model: FaceModel, ms: MapSet, protocol: Protocol, metho
                                                 qs=[method.q], random_seeds=[0])
     drops = {selection: run.images[run.images.selection == selection].set_index("path")["drop"].sort_index()
              for selection in (occlusion_runner.CRITICAL, occlusion_runner.RANDOM)}
-    return Measures(pd.Series(nose, index=shares.identities, name=NOSE), bc.values[["group", "bc"]].reset_index(drop=True),
+    return Measures(pd.Series(nose, index=shares.identities, name=NOSE),
+                    bc.values[["group", "bc"]].reset_index(drop=True),
                     drops[occlusion_runner.CRITICAL], drops[occlusion_runner.RANDOM], tuple(ms.images.path))
 
 

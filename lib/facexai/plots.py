@@ -34,8 +34,9 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
 
     The layout and the bounding box are solved once and then frozen. The PNG is drawn once, at ``savefig.dpi``
     (at most :data:`MAX_PNG_PIXELS`); if it exceeds ``max_bytes`` the raster is resampled to fewer pixels
-    (logged) rather than drawn again; a notebook shows that raster too (:func:`_show_inline`). The PDF keeps text and lines as vectors and its images (maps, crops) at
-    the PNG's resolution, so a grid of maps does not weigh megabytes there either.
+    (logged) rather than drawn again; a notebook shows that raster too (:func:`_show_inline`). The PDF keeps
+    text and lines as vectors and its images (maps, crops) at the PNG's resolution, so a grid of maps does
+    not weigh megabytes there either.
     """
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
