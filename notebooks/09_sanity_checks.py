@@ -193,18 +193,7 @@ timings["lattice effect"] = time.perf_counter() - t0
 effect
 
 # %%
-measures = list(dict.fromkeys(effect_diff.measure))
-fig, axes = plots.plt.subplots(1, len(measures), figsize=(3.0 * len(measures), 2.8), squeeze=False, sharey=True)
-for ax, measure in zip(axes[0], measures):
-    d = effect_diff[effect_diff.measure == measure].reset_index(drop=True)
-    y = np.arange(len(d))
-    ax.errorbar(d.difference, y, xerr=[d.difference - d.ci_lo, d.ci_hi - d.difference], fmt="o", capsize=3)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(y, d.model)
-    ax.set_title(measure, fontsize=9)
-    ax.set_xlabel("anti-aliased − plain")
-fig.suptitle("effect of the lattice treatment (95% bootstrap CI)")
-fig.tight_layout()
+fig = plots.difference_panels(effect_diff, "anti-aliased − plain", "effect of the lattice treatment (95% bootstrap CI)")
 plots.save_figure(fig, cfg.out(NB, "lattice_effect"))
 effect_diff
 

@@ -101,6 +101,24 @@ def test_map_grid_has_one_colourbar_and_states_the_scaling():
     assert plots.PANEL_SCALING in fig._suptitle.get_text()
 
 
+def test_difference_panels_draw_each_interval_on_its_own_readable_scale():
+    rows = pd.DataFrame({"model": ["A", "B"] * 2, "measure": ["small"] * 2 + ["large"] * 2,
+                         "difference": [0.0031, 0.0104, -0.02, 0.05], "ci_lo": [0.0030, 0.0095, -0.04, 0.01],
+                         "ci_hi": [0.0033, 0.0120, 0.001, 0.09]})
+    fig = plots.difference_panels(rows, "treated - plain", "effect")
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["small", "large"]
+    for ax, (_, part) in zip(axes, rows.groupby("measure", sort=False)):
+        (points, _caps, (bars,)) = ax.containers[0]
+        assert np.allclose(points.get_xdata(), part.difference)
+        ends = np.array([seg[:, 0] for seg in bars.get_segments()])
+        assert np.allclose(ends, part[["ci_lo", "ci_hi"]].to_numpy())  # the interval itself, not its half-width
+        assert any(np.allclose(line.get_xdata(), 0) for line in ax.lines)  # no difference, marked
+        lo, hi = ax.get_xlim()
+        assert sum(lo <= t <= hi for t in ax.get_xticks()) <= 5  # few ticks: small differences stay legible
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["A", "B"]  # the rows, shared by the panels
+
+
 def test_heatmap_scale_is_fitted_to_the_data_and_printed():
     grid = pd.DataFrame([[0.80, 0.85], [0.90, np.nan]], index=["a", "b"], columns=["x", "y"])
     fig, ax = plt.subplots()

@@ -423,6 +423,27 @@ def floor_difference_plot(diffs: pd.DataFrame, labels: Mapping[str, str], title:
     return fig
 
 
+def difference_panels(rows: pd.DataFrame, xlabel: str, title: str, panel: str = "measure",
+                      row: str = "model") -> plt.Figure:
+    """Paired differences with their intervals (columns difference, ci_lo, ci_hi): one panel per ``panel`` value,
+    its own x scale (few ticks, so small differences stay readable), a row per ``row`` value, 0 marked."""
+    panels = list(dict.fromkeys(rows[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 0.45 * rows[row].nunique() + 1.3),
+                             squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], panels):
+        d = rows[rows[panel] == name].reset_index(drop=True)
+        y = np.arange(len(d))
+        ax.errorbar(d.difference, y, xerr=_error_bars(d.difference, d.ci_lo, d.ci_hi), fmt="o", capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
+        ax.set_yticks(y, d[row])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def _error_bars(value: pd.Series, lo: pd.Series, hi: pd.Series) -> np.ndarray:
     """matplotlib's asymmetric error bars for an interval [lo, hi] around value (none where it is missing)."""
     return np.nan_to_num(np.vstack([value - lo, hi - value]).astype(float), nan=0.0).clip(min=0.0)
