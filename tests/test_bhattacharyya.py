@@ -4,6 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from facexai import bhattacharyya as bcm
@@ -107,6 +108,12 @@ def test_same_vs_different_matches_the_definition(toy) -> None:
     values = res.values.groupby("group").bc.mean()
     assert values[bcm.SAME] == res.means.set_index(["layer", "group"]).loc[(bcm.OVERALL, bcm.SAME), "mean"]
     assert tuple(res.tests.columns) == bcm.BC_TESTS_COLUMNS and len(res.tests) == 3
+
+
+def test_overall_pair_bc_is_same_vs_differents_values(toy) -> None:
+    pd.testing.assert_frame_equal(bcm.overall_pair_bc(toy, seed=5), bcm.same_vs_different(toy, seed=5, n_boot=10).values)
+    pd.testing.assert_frame_equal(bcm.overall_pair_bc(toy, seed=5, max_same_per_person=1),
+                                  bcm.same_vs_different(toy, seed=5, max_same_per_person=1, n_boot=10).values)
 
 
 def test_same_vs_different_tells_personal_maps_apart() -> None:

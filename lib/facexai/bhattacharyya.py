@@ -152,9 +152,20 @@ def same_vs_different(ms: MapSet, q: float = 1.0, seed: int = 0, max_same_per_pe
     means, tests = summarize_bc(ms.model, maps, bc[:len(same)], bc[len(same):], seed, n_boot)
     top = metrics.pair_bhattacharyya(critical_mask(overall, q).astype(np.float32)[:, None], pairs)
     critical_means, critical_tests = summarize_bc(ms.model, [OVERALL], top[:len(same)], top[len(same):], seed, n_boot)
-    values = pd.DataFrame({"model": ms.model, "group": [SAME] * len(same) + [DIFFERENT] * len(different),
-                           "bc": bc[:, -1]})
+    values = _pair_values(ms.model, len(same), len(different), bc[:, -1])
     return ModelBC(ms.model, maps, means, tests, critical_means, critical_tests, values, len(same), len(different))
+
+
+def overall_pair_bc(ms: MapSet, seed: int = 0, max_same_per_person: int | None = None) -> pd.DataFrame:
+    """:attr:`ModelBC.values` alone (model, group, bc of the overall maps of every :func:`sample_pairs` pair),
+    without the per-layer BC, the bootstraps and the critical regions of :func:`same_vs_different`."""
+    same, different = sample_pairs(ms.images.identity, seed, max_same_per_person)
+    bc = metrics.pair_bhattacharyya(ms.overall(ms.maps)[:, None], np.vstack([same, different]))
+    return _pair_values(ms.model, len(same), len(different), bc[:, 0])
+
+
+def _pair_values(model: str, n_same: int, n_different: int, bc: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"model": model, "group": [SAME] * n_same + [DIFFERENT] * n_different, "bc": bc})
 
 
 def combine(results: Sequence[ModelBC]) -> dict[str, pd.DataFrame]:

@@ -38,20 +38,20 @@ class Measures:
 
 
 def measure(cfg: Config, model: FaceModel, ms: MapSet, protocol: Protocol, method: Method,
-            antialias: bool, n_boot: int = 200) -> Measures:
+            antialias: bool) -> Measures:
     """The three numbers on one model's LEAM maps ``ms`` (made with ``antialias``), and its generation
     maps of ``protocol`` occluded with the method's fill at its q, random seed 0."""
     labels, ok = regions.label_maps(cfg, ms.images.path.tolist(), model.spec.geometry)
     shares = regions.person_region_shares(ms, labels, ok, method.q)
     nose = shares.shares[:, shares.maps.index(person_maps.OVERALL), regions.REGIONS.index(NOSE)]
-    bc = bhattacharyya.same_vs_different(ms, method.q, cfg.seed, n_boot=n_boot)
+    bc = bhattacharyya.overall_pair_bc(ms, cfg.seed)
     generation = person_maps.generation_maps(cfg, model, protocol, "leam", antialias=antialias)
     run = occlusion_runner.occlusion_experiment(cfg, model, generation, protocol, fills=[method.fill],
                                                 qs=[method.q], random_seeds=[0])
     drops = {selection: run.images[run.images.selection == selection].set_index("path")["drop"].sort_index()
              for selection in (occlusion_runner.CRITICAL, occlusion_runner.RANDOM)}
     return Measures(pd.Series(nose, index=shares.identities, name=NOSE),
-                    bc.values[["group", "bc"]].reset_index(drop=True),
+                    bc[["group", "bc"]],
                     drops[occlusion_runner.CRITICAL], drops[occlusion_runner.RANDOM], tuple(ms.images.path))
 
 
