@@ -73,7 +73,7 @@ def test_processes_write_their_own_file_at_exit_and_read_sums_them(tmp_path, mon
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     assert len(list(tmp_path.glob("passes-*.json"))) == 1
     monkeypatch.setenv(passes.ENV, str(tmp_path))
-    passes._write_at_exit()  # this process has forwarded nothing yet: it writes no file
+    passes.write_requested()  # this process has forwarded nothing yet: it writes no file
     assert len(list(tmp_path.glob("passes-*.json"))) == 1
     passes.counted("M", torch.zeros(2, 1), lambda: torch.zeros(2, 1))
     passes.write(tmp_path)
@@ -82,6 +82,17 @@ def test_processes_write_their_own_file_at_exit_and_read_sums_them(tmp_path, mon
     assert [(r["model"], r["kind"], r["images"], r["calls"]) for r in total["rows"]] == [("M", "nograd", 9, 3)]
     assert passes.read(tmp_path / "none") is None
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_notebook_kernel_writes_its_counts_after_every_cell(tmp_path):
+    """The runner stops a kernel without its exit (no atexit): the counts must be on disk after the cell."""
+    cell = "import torch; from facexai import passes; passes.counted('M', torch.zeros(3, 1), lambda: torch.zeros(3, 1))"
+    code = ("import os; from IPython.core.interactiveshell import InteractiveShell\n"
+            f"InteractiveShell.instance().run_cell({cell!r})\n"
+            "os._exit(0)  # no atexit handlers: only the after-cell hook can have written the file\n")
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, passes.ENV: str(tmp_path)}, check=True, timeout=300)
+    total = passes.read(tmp_path)
+    assert total is not None and [(r["model"], r["images"]) for r in total["rows"]] == [("M", 3)]
 
 
 def _child_rows(queue):

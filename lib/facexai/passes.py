@@ -10,9 +10,10 @@ per-image costs (:func:`floor_seconds`, whose grad rates are forward + backward)
 clock reads and a dict update per batch; on CUDA the time is exact only with
 ``$FACEXAI_PASSES_SYNC=1`` (a synchronize around each forward), else it is the launch time.
 
-A run gives each notebook a folder in ``$FACEXAI_PASSES_DIR``; every process of the kernel (and any
-worker it starts) that forwarded a model writes its own ``passes-<pid>.json`` there when it exits,
-and :func:`read` sums them. Dask workers outlive a notebook: each shard task returns the passes it
+A run gives each notebook a folder in ``$FACEXAI_PASSES_DIR``; every process that forwarded a model
+writes its own ``passes-<pid>.json`` there, and :func:`read` sums them. A notebook kernel writes it
+after every cell (the runner then stops the kernel at once, without the interpreter's teardown);
+any other process when it exits. Dask workers outlive a notebook: each shard task returns the passes it
 made (:func:`since`), and the kernel that asked for it writes them as ``passes-<pid>-workers.json``
 with the workers' thread count and number, so the floor divides them among the workers.
 """
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch is imported by whoever forwards a model; the run manifest reads counts without it
     import torch
 
-ENV = "FACEXAI_PASSES_DIR"  # folder the counts are written to at exit (set by the runner per notebook)
+ENV = "FACEXAI_PASSES_DIR"  # folder the counts are written to (set by the runner per notebook)
 SYNC_ENV = "FACEXAI_PASSES_SYNC"  # "1": synchronize CUDA around each forward, so its time is exact
 KINDS = ("nograd", "grad", "grad_all_layers")
 _GRAD_KIND: contextvars.ContextVar[str] = contextvars.ContextVar("grad_kind", default="grad")
@@ -197,13 +198,24 @@ def read(folder: str | os.PathLike) -> dict[str, Any] | None:
             "rows": [{**r, "seconds": round(r["seconds"], 3)} for r in rows(total)], "groups": groups}
 
 
-def _write_at_exit() -> None:
+def write_requested(*_args: Any) -> None:
+    """Write the counts into ``$FACEXAI_PASSES_DIR`` when the runner set it (a process that forwarded nothing
+    writes no file): at exit, and in a notebook kernel after every cell."""
     folder = os.environ.get(ENV)
-    if folder:  # a process that forwarded no face model (e.g. the runner itself) writes nothing
+    if folder:
         write(folder)
 
 
-atexit.register(_write_at_exit)
+def _after_every_cell() -> None:
+    """In an IPython kernel, call :func:`write_requested` after each cell, so its counts are on disk before the
+    runner stops the kernel (which skips the kernel's exit)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if shell is not None and write_requested not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", write_requested)
+
+
+atexit.register(write_requested)
+_after_every_cell()
 os.register_at_fork(after_in_child=reset)  # a forked worker counts only its own passes
 
 
