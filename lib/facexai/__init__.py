@@ -23,10 +23,13 @@ Modules, one job each, in the order the data flows:
 - running: ``profiles`` (profiles and the [method] table), ``cli`` and ``runner`` (``run_all.sh``),
   ``provenance`` (the run manifest), ``passes`` (face-model pass counts and their floor),
   ``executor`` (where cache shards run: in-process, a Dask LocalCluster or a cluster), ``cache`` (verified, atomic, content-addressed store),
-  ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch).
+  ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch), ``allocator``
+  (glibc thresholds that spare the forwards' page faults).
 """
+from facexai import allocator
 from facexai.tv_compat import ensure_torchvision
 
+TUNED_ALLOCATOR = allocator.tune()
 ensure_torchvision()
 
 __version__ = "0.1.0"

@@ -1,0 +1,43 @@
+"""facexai.allocator: on glibc, a large block comes from the heap (not its own mapping) once facexai is imported."""
+import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                                reason="the thresholds are glibc's")
+
+# how many bytes of a 64 MiB block glibc mapped on its own (mallinfo2's hblkhd grows by them)
+CHILD = """
+import ctypes, json
+import facexai
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(64 * 2**20)
+print(json.dumps({"tuned": facexai.TUNED_ALLOCATOR, "mapped": libc.mallinfo2().hblkhd - before}))
+"""
+
+
+def run(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, capture_output=True, text=True,
+                         timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_large_blocks_come_from_the_heap_unless_defaults_are_asked_for():
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("glibc < 2.33 has no mallinfo2")
+    env = {k: v for k, v in os.environ.items() if k != "FACEXAI_GLIBC_MALLOC"}
+    tuned = run(env)
+    default = run({**env, "FACEXAI_GLIBC_MALLOC": "default"})
+    assert tuned == {"tuned": True, "mapped": 0}
+    assert default["tuned"] is False and default["mapped"] >= 64 * 2**20
