@@ -165,3 +165,15 @@ def test_sweep_lines_carry_intervals():
         assert [s[:, 1].min() for s in segments] == pytest.approx(d[lo])
         assert [s[:, 1].max() for s in segments] == pytest.approx(d[hi])
     assert plots.sweep_lines(d.iloc[:0], "model", {}, "t") is None
+
+
+def test_error_bars_clip_rounding_and_leave_missing_intervals_without_a_bar():
+    value, lo, hi = pd.Series([0.5, 0.5, 0.5]), pd.Series([0.4, 0.5 + 1e-12, np.nan]), pd.Series([0.7, 0.6, np.nan])
+    bars = plots._error_bars(value, lo, hi)
+    assert bars.shape == (2, 3)
+    np.testing.assert_allclose(bars[:, :2], [[0.1, 0.0], [0.2, 0.1]])
+    assert np.isnan(bars[:, 2]).all()
+    fig, ax = plt.subplots()
+    caps = ax.errorbar([1, 2, 3], value, yerr=bars, fmt="o", capsize=3)[1]
+    assert np.isnan(caps[0].get_ydata()[2])  # no cap drawn for the missing interval
+    plt.close(fig)

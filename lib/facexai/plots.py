@@ -276,8 +276,7 @@ def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published va
                 ax.plot([r.published_lo], [yi], marker="D", color="C3", ms=6, zorder=3)
             else:
                 ax.fill_betweenx([yi - 0.3, yi + 0.3], r.published_lo, r.published_hi, color="C3", alpha=0.3, lw=0)
-        err = np.clip([part.estimate - part.lo, part.hi - part.estimate], 0, None)  # float rounding at the ends
-        ax.errorbar(part.estimate, y, xerr=err, fmt="o", color="C0",
+        ax.errorbar(part.estimate, y, xerr=_error_bars(part.estimate, part.lo, part.hi), fmt="o", color="C0",
                     capsize=3, zorder=4)
         labels = part.label + (" [" + part.verdict + "]" if "verdict" in part else "")
         ax.set_yticks(y, labels, fontsize=8)
@@ -335,7 +334,7 @@ def critical_vs_random(ax: plt.Axes, df: pd.DataFrame, value: str, lo: str, hi: 
     for i, sel in enumerate(["critical", "random"]):
         d = df[df.selection == sel].set_index("fill").reindex(order)
         x = np.arange(len(order)) + (i - 0.5) * 0.4
-        ax.errorbar(x, d[value], yerr=[d[value] - d[lo], d[hi] - d[value]], fmt="none", color="k", capsize=2)
+        ax.errorbar(x, d[value], yerr=_error_bars(d[value], d[lo], d[hi]), fmt="none", color="k", capsize=2)
     ax.set(title=title, xlabel="")
 
 
@@ -431,8 +430,8 @@ def floor_difference_plot(diffs: pd.DataFrame, labels: Mapping[str, str], title:
         for name in models:
             m = part[part.model == name]
             y = np.array([y_of[t] for t in m.technique]) + offsets[name]
-            err = np.clip([m.difference - m.ci_lo, m.ci_hi - m.difference], 0, None)
-            ax.errorbar(m.difference, y, xerr=err, fmt="o", color=palette[name], ms=5, capsize=2, label=name)
+            ax.errorbar(m.difference, y, xerr=_error_bars(m.difference, m.ci_lo, m.ci_hi), fmt="o", color=palette[name],
+                        ms=5, capsize=2, label=name)
         ax.axvline(0, ls=":", color=RANDOM_COLOUR, lw=1.5, label="random floor")
         ax.set_yticks(list(y_of.values()), [labels.get(t, t) for t in y_of])
         ax.set(title=dname, xlabel=f"{measure.replace('_', ' ')} minus random floor")
@@ -464,8 +463,10 @@ def difference_panels(rows: pd.DataFrame, xlabel: str, title: str, panel: str = 
 
 
 def _error_bars(value: pd.Series, lo: pd.Series, hi: pd.Series) -> np.ndarray:
-    """matplotlib's asymmetric error bars for an interval [lo, hi] around value (none where it is missing)."""
-    return np.nan_to_num(np.vstack([value - lo, hi - value]).astype(float), nan=0.0).clip(min=0.0)
+    """matplotlib's asymmetric error bars (2, n) for intervals [lo, hi] around ``value``: float rounding that puts a
+    bound past its value gives 0, not a negative length matplotlib refuses; a missing bound stays NaN (no bar and
+    no caps, where 0 would draw caps as if the interval were exact)."""
+    return np.vstack([np.asarray(value - lo, float), np.asarray(hi - value, float)]).clip(min=0.0)
 
 
 def sweep_lines(d: pd.DataFrame, panel: str, labels: Mapping[str, str], title: str) -> plt.Figure | None:
