@@ -1,8 +1,10 @@
-"""Reading user-supplied PyTorch checkpoints (plain state_dicts saved with ``torch.save``) with clear errors."""
+"""Reading user-supplied PyTorch checkpoints (plain state_dicts saved with ``torch.save``) with clear errors;
+the shapes-only template the converters check a vendor file against."""
 from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,6 +24,13 @@ def read_state_dict(path: Path, obtain: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} does not hold a plain state_dict (every value a tensor), got a "
                          f"{type(state).__name__}; save one with torch.save(model.state_dict(), path)")
     return state
+
+
+def shapes_only(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` on the meta device: the names, shapes and attributes a converter checks a vendor file against,
+    without initialising weights it would discard (FN_C: 0.15 s of random initialisation)."""
+    with torch.device("meta"):
+        return build()
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> nn.Module:

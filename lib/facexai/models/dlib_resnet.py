@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facexai.models.checkpoint import shapes_only
+
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128
 # input_rgb_image_sized<150>: per-channel means (R, G, B) subtracted before dividing by 256.
@@ -280,5 +282,5 @@ def convert(source: Path) -> dict[str, torch.Tensor]:
     except ValueError as err:
         raise ValueError(f"{source}: not dlib's face recognition ResNet-29 .dat ({err})") from err
     arrays = [a for _, weights in layers for a in weights]
-    params = build().named_parameters()  # registration order = file order (input to output)
+    params = shapes_only(build).named_parameters()  # registration order = file order (input to output)
     return {name: torch.from_numpy(np.array(a, dtype=np.float32)) for (name, _), a in zip(params, arrays)}

@@ -20,6 +20,8 @@ from torch import nn
 import facexai  # noqa: F401  (installs the torchvision compat layer before facenet_pytorch)
 from facenet_pytorch.models.inception_resnet_v1 import InceptionResnetV1
 
+from facexai.models.checkpoint import shapes_only
+
 INPUT_SIZE = 160
 EMBEDDING_DIM = 128
 
@@ -183,7 +185,7 @@ def _state_dict(layers: dict[str, dict[str, np.ndarray]], source: Path) -> dict[
 
 def _check_matches_build(sd: dict[str, torch.Tensor], source: Path) -> None:
     """Raise ValueError unless ``sd`` has exactly the keys and shapes of ``build()``'s state_dict."""
-    expected = build().state_dict()
+    expected = shapes_only(build).state_dict()
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
     wrong = [k for k in expected if k in sd and sd[k].shape != expected[k].shape]

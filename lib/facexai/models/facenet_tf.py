@@ -22,6 +22,8 @@ from torch import nn
 import facexai  # noqa: F401  (installs the torchvision compat layer before facenet_pytorch)
 from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1
 
+from facexai.models.checkpoint import shapes_only
+
 INPUT_SIZE = 160
 EMBEDDING_DIM = 512
 
@@ -82,7 +84,7 @@ def convert(source: Path) -> dict[str, torch.Tensor]:
     consts = {node.name: _decode(node.attr["value"].tensor, node.name, source)
               for node in graph.node if node.op == "Const" and node.name.startswith(_ROOT)}
     consts = {name[len(_ROOT):]: value for name, value in consts.items() if value.dtype == np.float32}
-    model = build()
+    model = shapes_only(build)
     target = model.state_dict()
     branch_convs: dict[str, list[str]] = defaultdict(list)  # "Mixed_7a/Branch_2" -> sorted conv names
     for name in sorted(consts):
