@@ -1,12 +1,12 @@
-"""Serve large tensors from glibc's reused heap instead of fresh pages: 1.2-2.3x faster no-grad forwards.
+"""Serve large tensors from glibc's reused heap instead of fresh pages: 1.2-2.2x faster first no-grad forwards.
 
 glibc hands every allocation above its mmap threshold (128 KiB at start, raised only after a large
 block has been freed, at most 32 MiB) fresh ``mmap`` pages, which the kernel zero-fills on first
 touch. A PyTorch forward allocates each layer's output anew, so until a backward pass had happened to
 raise the threshold, a no-grad forward spent much of its time in page faults: measured here at
-batch 32 (``benchmarks/bench_allocator.py``), SFACE 41 -> 97 img/s, DLIB 257 -> 318, FN_C 56 -> 66.
-Raising the threshold to 256 MiB (trimming at twice that, glibc's own ratio) reuses the heap instead;
-peak memory stayed within 5%. Applied once, on import of :mod:`facexai`, on Linux with glibc only;
+batch 32 (``benchmarks/results_allocator.md``), SFACE 41 -> 92 img/s, FN_M 51 -> 63, FN_C 55 -> 64,
+DLIB 260 -> 307. Raising the threshold to 256 MiB (trimming at twice that, glibc's own ratio) reuses
+the heap instead; one model's peak memory stayed within 3%, a whole notebook's rose by up to 20%. Applied once, on import of :mod:`facexai`, on Linux with glibc only;
 ``FACEXAI_GLIBC_MALLOC=default`` leaves glibc's defaults (for the A/B measurement).
 """
 from __future__ import annotations

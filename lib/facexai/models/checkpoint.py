@@ -28,7 +28,8 @@ def read_state_dict(path: Path, obtain: str) -> dict[str, torch.Tensor]:
 
 def shapes_only(build: Callable[[], nn.Module]) -> nn.Module:
     """``build()`` on the meta device: the names, shapes and attributes a converter checks a vendor file against,
-    without initialising weights it would discard (FN_C: 0.15 s of random initialisation)."""
+    or a model whose every tensor a state_dict will set, without initialising weights that would be discarded
+    (FN_C: 0.15 s of random initialisation)."""
     with torch.device("meta"):
         return build()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import functools
 import itertools
 import logging
 import os
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from facexai import cache, passes
+from facexai.models.checkpoint import shapes_only
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +253,7 @@ def load_model(
     spec = get_spec(name)
     conv = _converter(spec)
     if isinstance(spec.weights, PackagedWeights):
-        with torch.device("meta"):  # shapes only: no random initialisation the weights would overwrite
-            backbone = conv.build(**spec.build_kwargs)
+        backbone = shapes_only(functools.partial(conv.build, **spec.build_kwargs))  # the weights overwrite it all
         state = converted_state_dict(spec, cache_root)
         _check_covered(backbone, state, spec.name)
         backbone.to_empty(device="cpu").load_state_dict(state)  # strict copy into fresh, aligned memory
