@@ -24,12 +24,16 @@ Modules, one job each, in the order the data flows:
   ``provenance`` (the run manifest), ``passes`` (face-model pass counts and their floor),
   ``executor`` (where cache shards run: in-process, a Dask LocalCluster or a cluster), ``cache`` (verified, atomic, content-addressed store),
   ``plots`` (one figure and table style), ``tv_compat`` (torchvision on CPU-only torch), ``allocator``
-  (glibc thresholds that spare the forwards' page faults).
+  (glibc thresholds that spare the forwards' page faults), ``collector`` (the garbage collector kept off
+  the imports' long-lived objects).
 """
-from facexai import allocator
-from facexai.tv_compat import ensure_torchvision
+from facexai import collector
 
-TUNED_ALLOCATOR = allocator.tune()
-ensure_torchvision()
+with collector.frozen_imports():
+    from facexai import allocator
+    from facexai.tv_compat import ensure_torchvision
+
+    TUNED_ALLOCATOR = allocator.tune()
+    ensure_torchvision()
 
 __version__ = "0.1.0"

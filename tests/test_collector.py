@@ -1,0 +1,40 @@
+"""facexai.collector: importing facexai leaves torch's objects in the collector's permanent generation."""
+import json
+import os
+import subprocess
+import sys
+
+CHILD = """
+import gc, json, sys
+if sys.argv[1] == "off":
+    gc.disable()
+import facexai, torch
+scanned = gc.get_objects()
+print(json.dumps({"frozen": gc.get_freeze_count(), "scanned": len(scanned), "enabled": gc.isenabled(),
+                  "torch_scanned": any(o is torch.__dict__ for o in scanned)}))
+"""
+
+
+def run(collector_env: str | None, before: str = "on") -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "FACEXAI_GC"}
+    if collector_env is not None:
+        env["FACEXAI_GC"] = collector_env
+    out = subprocess.run([sys.executable, "-c", CHILD, before], env=env, check=True, capture_output=True,
+                         text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_freezes_torchs_objects_and_reenables_the_collector():
+    got = run(None)
+    assert got["enabled"]
+    assert not got["torch_scanned"]
+    assert got["frozen"] > 10 * got["scanned"], got  # nearly everything the imports made is skipped from now on
+
+
+def test_default_leaves_the_collector_alone():
+    got = run("default")
+    assert got["enabled"] and got["frozen"] == 0 and got["torch_scanned"]
+
+
+def test_a_disabled_collector_stays_disabled():
+    assert not run(None, before="off")["enabled"]
