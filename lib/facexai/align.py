@@ -368,7 +368,12 @@ def geometry_key(geometry: str | Geometry) -> str:
     Everything derived from crops (embeddings, maps, label maps) keys on it, not on the name, so
     an edited template invalidates what was made from the old crops.
     """
-    geo = _geometry(geometry) if isinstance(geometry, str) else geometry
+    return _definition_key(_geometry(geometry) if isinstance(geometry, str) else geometry)
+
+
+@functools.lru_cache(maxsize=64)
+def _definition_key(geo: Geometry) -> str:
+    """:func:`geometry_key` of a (frozen, hashable) definition, computed once per process: every crop key has it."""
     definition = {k: v for k, v in asdict(geo).items() if k != "description"}
     return key("crop", definition, ALIGN_VERSION)[:12]
 
@@ -424,7 +429,7 @@ _CROP_ARRAYS = ("crop", "matrix")
 
 def _face_problem(det: dict[str, np.ndarray]) -> str | None:
     """Why a cached detection's face is rejected (implausible landmarks, not upright), or None."""
-    return landmark_problem(det["landmarks"]) or str(det["orientation"]) or None
+    return landmark_problem(det["landmarks"]) or str(det["orientation"].item()) or None
 
 
 #: Cache files (detections, crops) a process keeps read: a crop is 77 KB at 160 x 160, so at most ~630 MB.
