@@ -5,7 +5,7 @@ live as long as the process. Python's collector rescans every tracked object in 
 so it spent ~0.55 s of a 3.3 s import of notebook 01's modules rescanning them, and more in every full
 collection afterwards (0.17 s while loading the four models). :func:`frozen_imports` pauses the
 collector while they load and then moves them to its permanent generation (``gc.freeze``), which
-later collections skip: notebook 01's imports 3.05 -> 2.59 s, its four model loads 0.80 -> 0.64 s
+later collections skip: notebook 01's imports 3.13 -> 2.65 s, its four model loads 0.86 -> 0.70 s
 (``benchmarks/results_import.md``). The price: the cycles those imports leave as garbage (~180k
 objects, 5 MB resident) are frozen with them instead of freed. Applied once, on import of
 :mod:`facexai`; ``FACEXAI_GC=default`` leaves the collector alone (for the A/B measurement,
