@@ -368,14 +368,15 @@ def geometry_key(geometry: str | Geometry) -> str:
     Everything derived from crops (embeddings, maps, label maps) keys on it, not on the name, so
     an edited template invalidates what was made from the old crops.
     """
-    return _definition_key(_geometry(geometry) if isinstance(geometry, str) else geometry)
+    return _definition_key(_geometry(geometry) if isinstance(geometry, str) else geometry, ALIGN_VERSION)
 
 
 @functools.lru_cache(maxsize=64)
-def _definition_key(geo: Geometry) -> str:
-    """:func:`geometry_key` of a (frozen, hashable) definition, computed once per process: every crop key has it."""
+def _definition_key(geo: Geometry, version: int) -> str:
+    """:func:`geometry_key` of a (frozen, hashable) definition and code version, computed once per process:
+    every crop key has it."""
     definition = {k: v for k, v in asdict(geo).items() if k != "description"}
-    return key("crop", definition, ALIGN_VERSION)[:12]
+    return key("crop", definition, version)[:12]
 
 
 def crop_key(sha256: str, geometry: str) -> str:
