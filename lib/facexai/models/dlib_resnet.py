@@ -266,8 +266,12 @@ def _expected_kinds() -> list[tuple]:
     return kinds + [("avg_pool", 0, 0, 1, 1, 0, 0), ("fc", EMBEDDING_DIM, 256)]
 
 
-def convert(source: Path) -> dict[str, torch.Tensor]:
-    """Parse dlib's ``.dat`` and return a state_dict for :func:`build` (strict load succeeds)."""
+def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Parse dlib's ``.dat`` and return a state_dict for :func:`build` (strict load succeeds).
+
+    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
+    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    """
     source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"dlib face recognition model not found: {source}")
@@ -282,5 +286,6 @@ def convert(source: Path) -> dict[str, torch.Tensor]:
     except ValueError as err:
         raise ValueError(f"{source}: not dlib's face recognition ResNet-29 .dat ({err})") from err
     arrays = [a for _, weights in layers for a in weights]
-    params = shapes_only(build).named_parameters()  # registration order = file order (input to output)
+    template = template if template is not None else shapes_only(build)
+    params = template.named_parameters()  # registration order = file order (input to output)
     return {name: torch.from_numpy(np.array(a, dtype=np.float32)) for (name, _), a in zip(params, arrays)}

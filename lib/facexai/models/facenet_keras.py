@@ -141,14 +141,18 @@ def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
-def convert(source: Path) -> dict[str, torch.Tensor]:
-    """Read the Keras HDF5 file and return a state_dict that ``build()`` loads strictly."""
+def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Read the Keras HDF5 file and return a state_dict that ``build()`` loads strictly.
+
+    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
+    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    """
     source = Path(source)
     try:
         sd = _state_dict(_read_weights(source), source)
     except KeyError as err:
         raise ValueError(f"{source}: Keras layer lacks the weight {err}") from err
-    _check_matches_build(sd, source)
+    _check_matches_build(sd, source, template if template is not None else shapes_only(build))
     return sd
 
 
@@ -183,9 +187,9 @@ def _state_dict(layers: dict[str, dict[str, np.ndarray]], source: Path) -> dict[
     return sd
 
 
-def _check_matches_build(sd: dict[str, torch.Tensor], source: Path) -> None:
-    """Raise ValueError unless ``sd`` has exactly the keys and shapes of ``build()``'s state_dict."""
-    expected = shapes_only(build).state_dict()
+def _check_matches_build(sd: dict[str, torch.Tensor], source: Path, template: nn.Module) -> None:
+    """Raise ValueError unless ``sd`` has exactly the keys and shapes of ``template``'s state_dict."""
+    expected = template.state_dict()
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
     wrong = [k for k in expected if k in sd and sd[k].shape != expected[k].shape]

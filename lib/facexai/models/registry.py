@@ -225,8 +225,10 @@ def spec_fingerprint(spec: ModelSpec) -> str:
                      spec.normalisation, spec.build_kwargs)
 
 
-def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None) -> dict[str, torch.Tensor]:
-    """Convert a packaged model's vendor file once; later calls load the checksummed cache."""
+def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None,
+                         template: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Convert a packaged model's vendor file once; later calls load the checksummed cache. ``template``: the
+    shapes-only architecture the converter checks against, if the caller has built it already."""
     assert isinstance(spec.weights, PackagedWeights)
     version = _converter(spec).VERSION
     target = cache.cache_dir(cache_root) / "weights" / f"{spec.name}-{spec.weights.sha256[:12]}-v{version}.pt"
@@ -237,7 +239,7 @@ def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None) -> dic
         log.warning("%s does not match its recorded checksum: converting again", target)
     source = spec.weights.verified()
     log.info("converting %s from %s", spec.name, source)
-    state = _converter(spec).convert(source)
+    state = _converter(spec).convert(source, template)
     cache.atomic_write(target, lambda tmp: torch.save(state, tmp))
     cache.atomic_write(sidecar, lambda tmp: tmp.write_text(cache.file_sha256(target)))
     return state
@@ -254,7 +256,7 @@ def load_model(
     conv = _converter(spec)
     if isinstance(spec.weights, PackagedWeights):
         backbone = shapes_only(functools.partial(conv.build, **spec.build_kwargs))  # the weights overwrite it all
-        state = converted_state_dict(spec, cache_root)
+        state = converted_state_dict(spec, cache_root, backbone)
         _check_covered(backbone, state, spec.name)
         backbone.to_empty(device="cpu").load_state_dict(state)  # strict copy into fresh, aligned memory
     else:

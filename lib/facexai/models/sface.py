@@ -103,16 +103,19 @@ class Preprocess(nn.Module):
         return (x - MEAN) * SCALE
 
 
-def convert(source: Path) -> dict[str, torch.Tensor]:
+def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Read the SFace ONNX file and return a state_dict that ``build()`` loads strictly.
 
     Weights are taken node by node; every conv's stride/padding/groups, every batch norm's
     epsilon and the input scaling are checked against the hand-written architecture.
+
+    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
+    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
     """
     source = Path(source)
     graph = _read_graph(source)
     arrays = {init.name: _initializer_array(init) for init in graph.initializer}
-    model = shapes_only(build)
+    model = template if template is not None else shapes_only(build)
     target = model.state_dict()
     state: dict[str, torch.Tensor] = {}
 
