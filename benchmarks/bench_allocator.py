@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fresh-process runner shared with the tests
+from fresh_process import run_json  # noqa: E402
+
 ORDER = ("nograd", "grad_all_layers", "nograd")
 
 CHILD = """
@@ -41,14 +41,8 @@ print(json.dumps({{"tuned": facexai.TUNED_ALLOCATOR, "rates": rates,
 
 def measure(model: str, tuned: bool, seconds: float) -> dict:
     """One fresh process of ``model`` with (``tuned``) or without the allocator thresholds."""
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    if tuned:
-        env.pop("FACEXAI_GLIBC_MALLOC", None)
-    else:
-        env["FACEXAI_GLIBC_MALLOC"] = "default"
     code = CHILD.format(benchmarks=str(ROOT / "benchmarks"), model=model, seconds=seconds, order=ORDER)
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_json(code, env={"FACEXAI_GLIBC_MALLOC": None if tuned else "default"})
     if result["tuned"] != tuned:
         raise RuntimeError(f"{model}: asked for tuned={tuned}, the process reports {result['tuned']}")
     return result

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fresh-process runner shared with the tests
+from fresh_process import run_json  # noqa: E402
+
 MODELS = ("SFACE", "FN_M", "FN_C", "DLIB")
 STEPS = ("import", "load")
 
@@ -49,14 +49,8 @@ print(json.dumps(result))
 
 def measure(frozen: bool, cache_dir: Path) -> dict:
     """One fresh process with (``frozen``) or without :func:`facexai.collector.frozen_imports`."""
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    if frozen:
-        env.pop("FACEXAI_GC", None)
-    else:
-        env["FACEXAI_GC"] = "default"
     code = CHILD.format(models=MODELS, cache=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_json(code, env={"FACEXAI_GC": None if frozen else "default"})
     if (result["frozen"] > 0) != frozen:
         raise RuntimeError(f"asked for frozen={frozen}, the process froze {result['frozen']} objects")
     return result

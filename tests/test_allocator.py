@@ -1,12 +1,10 @@
 """facexai.allocator: on glibc, a large block comes from the heap (not its own mapping) once facexai is imported."""
 import ctypes
-import json
-import os
 import platform
-import subprocess
 import sys
 
 import pytest
+from fresh_process import run_json
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                                 reason="the thresholds are glibc's")
@@ -27,17 +25,10 @@ print(json.dumps({"tuned": facexai.TUNED_ALLOCATOR, "mapped": libc.mallinfo2().h
 """
 
 
-def run(env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, capture_output=True, text=True,
-                         timeout=300)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_large_blocks_come_from_the_heap_unless_defaults_are_asked_for():
     if not hasattr(ctypes.CDLL(None), "mallinfo2"):
         pytest.skip("glibc < 2.33 has no mallinfo2")
-    env = {k: v for k, v in os.environ.items() if k != "FACEXAI_GLIBC_MALLOC"}
-    tuned = run(env)
-    default = run({**env, "FACEXAI_GLIBC_MALLOC": "default"})
+    tuned = run_json(CHILD, env={"FACEXAI_GLIBC_MALLOC": None}, timeout=300)
+    default = run_json(CHILD, env={"FACEXAI_GLIBC_MALLOC": "default"}, timeout=300)
     assert tuned == {"tuned": True, "mapped": 0}
     assert default["tuned"] is False and default["mapped"] >= 64 * 2**20

@@ -1,8 +1,5 @@
 """facexai.collector: importing facexai leaves torch's objects in the collector's permanent generation."""
-import json
-import os
-import subprocess
-import sys
+from fresh_process import run_json
 
 CHILD = """
 import gc, json, sys
@@ -16,12 +13,8 @@ print(json.dumps({"frozen": gc.get_freeze_count(), "scanned": len(scanned), "ena
 
 
 def run(collector_env: str | None, before: str = "on") -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "FACEXAI_GC"}
-    if collector_env is not None:
-        env["FACEXAI_GC"] = collector_env
-    out = subprocess.run([sys.executable, "-c", CHILD, before], env=env, check=True, capture_output=True,
-                         text=True, timeout=300)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """The child's report with ``FACEXAI_GC`` set to ``collector_env`` (None: unset), the collector on or off."""
+    return run_json(CHILD, before, env={"FACEXAI_GC": collector_env}, timeout=300)
 
 
 def test_import_freezes_torchs_objects_and_reenables_the_collector():
