@@ -53,6 +53,7 @@ figures_dir = ""  # the run's figures folder; empty: figures/<run_name> (--figur
 
 # %%
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from facexai import data, feasibility, plots, profiles, study
@@ -105,7 +106,7 @@ tables["several_faces"].head(20)
 # %%
 counts = st.images.groupby("identity").size().rename("images").reset_index()
 fig, ax = plots.plt.subplots(figsize=(5, 3))
-plots.sns.histplot(counts["images"], discrete=True, ax=ax)
+sns.histplot(counts["images"], discrete=True, ax=ax)
 ax.set(xlabel="aligned images per individual", ylabel="individuals",
        title=f"{len(counts)} individuals, {counts['images'].sum()} images")
 plots.save_figure(fig, cfg.out("00_data", "images_per_individual"))

@@ -90,7 +90,7 @@ plots.save_figure(fig, cfg.out("01_models", "lfw_accuracy"))
 # %%
 dist = verification.score_table(scores, st.pairs)
 fig, ax = plots.plt.subplots(figsize=(7, 3.2))
-plots.sns.violinplot(dist, x="model", y="cosine", hue="pair", split=True, inner="quart", ax=ax)
+plots.split_violin(ax, dist, x="model", y="cosine", hue="pair")
 ax.set_title("cosine similarity of pairs")
 plots.save_figure(fig, cfg.out("01_models", "pair_scores"))
 

@@ -61,6 +61,7 @@ n_boot = 2000  # bootstrap resamples for the 95% CIs
 # %%
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from facexai import claims, feasibility, parsing, plots, profiles, regions, saliency, study
@@ -145,8 +146,8 @@ enrich = overall.pivot(index="model", columns="region", values="enrichment").loc
 plots.heatmap(axes[0], share, "share", fmt=".2f")
 axes[0].set_title("share of critical pixels")
 log_enrich = np.log2(enrich.clip(lower=2 ** -4).astype(float))
-plots.sns.heatmap(log_enrich, annot=enrich, fmt=".1f", cmap="RdBu_r", center=0, ax=axes[1],
-                  cbar_kws={"label": "log2 enrichment"})
+sns.heatmap(log_enrich, annot=enrich, fmt=".1f", cmap="RdBu_r", center=0, ax=axes[1],
+            cbar_kws={"label": "log2 enrichment"})
 axes[1].set_title("enrichment = share / area share (colour: log2)")
 for ax in axes:
     ax.set(xlabel="", ylabel="")

@@ -97,8 +97,7 @@ bhattacharyya.overall_summary(means, tests)
 
 # %%
 fig, ax = plots.plt.subplots(figsize=(2.2 * len(cfg.models) + 2, 4))
-plots.sns.violinplot(tables["values"], x="model", y="bc", hue="group", hue_order=["same", "different"], split=True,
-                     inner="quart", cut=0, density_norm="width", ax=ax)
+plots.split_violin(ax, tables["values"], x="model", y="bc", hue="group", hue_order=["same", "different"])
 ax.set(ylabel="Bhattacharyya coefficient (overall map)", xlabel="",
        title="overall LEAM maps: two images of one person vs of two people")
 plots.save_figure(fig, cfg.out("05_bhattacharyya", "bc_same_different"))
@@ -168,8 +167,7 @@ plots.save_table(cross, cfg.out("05_bhattacharyya", "bc_cross_model"))
 fig, axes = plots.plt.subplots(1, 2, figsize=(10, 0.7 * len(cfg.models) + 2.6))
 for ax, group in zip(axes, (bhattacharyya.SAME_PERSON, bhattacharyya.DIFFERENT_PEOPLE)):
     grid = bhattacharyya.cross_model_grid(cross, group, cfg.models)
-    plots.sns.heatmap(grid, annot=True, fmt=".3f", cmap="viridis",
-                      vmin=cross["mean"].min(), vmax=1, square=True, ax=ax)  # shared colour scale, zoomed to the data
+    plots.heatmap(ax, grid, "mean BC", limits=(cross["mean"].min(), 1), square=True)  # one scale, zoomed to the data
     ax.set(title=f"{group}", xlabel="", ylabel="")
 fig.suptitle(f"BC of overall person maps in {common_geometry} (left diagonal = 1 by construction)")
 fig.tight_layout()

@@ -74,6 +74,7 @@ n_boot = 1000  # bootstrap resamples of the confidence intervals
 # %%
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from facexai import (feasibility, occlusion_protocol, occlusion_runner, occlusion_summary, person_maps, plots, profiles,
@@ -244,8 +245,8 @@ else:
     fig, axes = plots.plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, (value, lo, hi, ylabel) in zip(axes, [("mean_drop", "ci_lo", "ci_hi", "cosine drop"),
                                                   ("recognition_rate", "rr_ci_lo", "rr_ci_hi", "recognition rate")]):
-        plots.sns.barplot(d, x="model", y=value, hue="bar", hue_order=hue_order, order=list(cfg.models), ax=ax,
-                          errorbar=None)
+        sns.barplot(d, x="model", y=value, hue="bar", hue_order=hue_order, order=list(cfg.models), ax=ax,
+                    errorbar=None)
         for patch_group, bar in zip(ax.containers, hue_order):
             sub = d[d.bar == bar].set_index("model").reindex(cfg.models)
             xs = [p.get_x() + p.get_width() / 2 for p in patch_group]

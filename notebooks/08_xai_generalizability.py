@@ -87,6 +87,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from facexai import generalizability as gen
@@ -238,7 +239,7 @@ for ax, dname in zip(axes[0], avail):
     grid = gen.wide(table, "recognition_rate", "fill", model=MEAN, dataset=dname).astype(float)
     spread = grid.max(axis=1) - grid.min(axis=1)
     grid.index = [f"{t} (range {s:.3f})" for t, s in zip(grid.index, spread)]
-    plots.heatmap(ax, grid, "recognition rate", cmap="rocket", annot_kws={"size": 8})
+    plots.heatmap(ax, grid, "recognition rate", cmap="magma", annot_kws={"size": 8})
     ax.set(title=f"{dname}: recognition rate by fill", xlabel="fill", ylabel="")
 fig.suptitle(f"Occlusion type (top {q:g}%, mean over {', '.join(names)})")
 fig.tight_layout()
@@ -295,7 +296,7 @@ quality = main_table[(main_table.dataset == first) & (main_table.model != MEAN)]
 cost_quality = cost.merge(quality, on=["technique", "model"], how="left")
 fig, ax = plots.plt.subplots(figsize=(6.4, 4.2))
 markers = dict(zip(names, "os^Dvp"))
-colours = dict(zip(techs, plots.sns.color_palette("tab10", len(techs))))
+colours = dict(zip(techs, sns.color_palette("tab10", len(techs))))
 for r in cost_quality.itertuples():
     ax.scatter(r.seconds_per_image, r.recognition_rate, marker=markers[r.model], color=colours[r.technique], s=50)
 for tech in techs:

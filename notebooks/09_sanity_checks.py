@@ -52,6 +52,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from facexai import (
@@ -330,7 +331,7 @@ target_summary
 
 # %%
 fig, axes = plots.plt.subplots(2, len(check_models), figsize=(3.8 * len(check_models), 6), squeeze=False)
-colours = dict(zip(sanity.EXPLAINERS, plots.sns.color_palette(n_colors=len(sanity.EXPLAINERS))))
+colours = dict(zip(sanity.EXPLAINERS, sns.color_palette(n_colors=len(sanity.EXPLAINERS))))
 for c, name in enumerate(check_models):
     for r, mode in enumerate(faithfulness.MODES):
         ax = axes[r, c]

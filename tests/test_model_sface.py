@@ -127,3 +127,30 @@ def test_other_onnx_model_is_rejected(onnx_path):
         pytest.skip("no YuNet ONNX file next to the SFace model")
     with pytest.raises(ValueError, match=yunet.name):
         sface.convert(yunet)
+
+
+def test_initializers_read_from_their_bytes_equal_onnxs_own_reading(onnx_path):
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    assert graph.initializer
+    for init in graph.initializer:
+        np.testing.assert_array_equal(sface._initializer_array(init), numpy_helper.to_array(init), err_msg=init.name)
+
+
+def test_packed_floats_skip_every_other_field():
+    import onnx
+
+    values = np.array([1.5, -0.0, np.pi, 3e-38], np.float32)
+    tensor = onnx.helper.make_tensor("w" * 300, onnx.TensorProto.FLOAT, [2, 2], values.tolist())  # 2-byte lengths
+    tensor.doc_string = "after the floats"
+    tensor.int64_data.extend([2**40])  # a multi-byte varint field
+    read = sface._packed_floats(tensor.SerializeToString(), 4)
+    np.testing.assert_array_equal(read, values)
+    assert read.flags.writeable  # torch.from_numpy needs its own writable copy
+    assert sface._packed_floats(onnx.TensorProto(name="none").SerializeToString(), 4).size == 0
+    short = onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
+    del short.float_data[-1]
+    with pytest.raises(ValueError, match="2 float_data values for dims \\[3\\]"):
+        sface._initializer_array(short)

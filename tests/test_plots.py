@@ -129,6 +129,24 @@ def test_heatmap_scale_is_fitted_to_the_data_and_printed():
     assert "0.800 to 0.900" in bar.get_ylabel()
 
 
+def test_heatmap_draws_what_seaborns_heatmap_draws():
+    """Same cells, values, text, text colours (by the cell's luminance) and orientation as seaborn's own heatmap."""
+    import seaborn as sns
+
+    grid = pd.DataFrame([[0.80, 0.85, 0.21], [0.90, np.nan, 0.5]], index=["a", "b"], columns=["x", "y", "z"])
+    fig, (ours, theirs) = plt.subplots(1, 2)
+    plots.heatmap(ours, grid, "BC", cbar=False)
+    sns.heatmap(grid, annot=True, fmt=".3f", cmap="viridis", vmin=0.21, vmax=0.90, cbar=False, ax=theirs)
+    drawn = lambda ax: [(t.get_position(), t.get_text(), matplotlib.colors.to_hex(t.get_color())) for t in ax.texts]  # noqa: E731
+    assert drawn(ours) == drawn(theirs) and len(drawn(ours)) == 5  # the missing cell stays blank
+    assert {matplotlib.colors.to_hex(t.get_color()) for t in ours.texts} == {"#262626", "#ffffff"}  # both kinds
+    np.testing.assert_array_equal(ours.collections[0].get_array(), theirs.collections[0].get_array())
+    assert (ours.get_xlim(), ours.get_ylim()) == (theirs.get_xlim(), theirs.get_ylim())  # row "a" on top
+    labels = lambda ticks: [t.get_text() for t in ticks]  # noqa: E731
+    assert labels(ours.get_yticklabels()) == ["a", "b"] and labels(ours.get_xticklabels()) == ["x", "y", "z"]
+    np.testing.assert_allclose(ours.get_xticks(), theirs.get_xticks())
+
+
 def test_transfer_heatmaps_fit_each_measure():
     rates = pd.DataFrame([[0.96, 0.99], [0.98, 0.97], [0.995, 0.999]], index=["A", "B", "random"], columns=["A", "B"])
     drops = rates * 0.1
@@ -177,3 +195,98 @@ def test_error_bars_clip_rounding_and_leave_missing_intervals_without_a_bar():
     caps = ax.errorbar([1, 2, 3], value, yerr=bars, fmt="o", capsize=3)[1]
     assert np.isnan(caps[0].get_ydata()[2])  # no cap drawn for the missing interval
     plt.close(fig)
+
+
+def test_the_paper_style_is_seaborns_theme_written_out():
+    """PAPER_STYLE against seaborn's own set_theme (in a fresh process: seaborn changes the rcParams it sets)."""
+    from fresh_process import run_json
+
+    theme = run_json("""
+import json, matplotlib as mpl, matplotlib.colors as mc
+before = dict(mpl.rcParams)
+import seaborn as sns
+sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+from facexai import plots
+out = {}
+for key in set(plots.PAPER_STYLE) | {k for k in mpl.rcParams if mpl.rcParams[k] != before[k]}:
+    value = mpl.rcParams[key]
+    out[key] = ([mc.to_hex(c) for c in value.by_key()["color"]] if key == "axes.prop_cycle"
+                else str(value) if key == "lines.solid_capstyle" else value)
+print(json.dumps(out))
+""")
+    theme.pop("image.cmap")  # seaborn's 'rocket': left out on purpose (PAPER_STYLE's comment)
+    assert set(theme) == set(plots.PAPER_STYLE)  # nothing seaborn sets is missing, nothing extra
+    for key, expected in theme.items():
+        ours = plots.PAPER_STYLE[key]
+        if key == "axes.prop_cycle":
+            ours = ours.by_key()["color"]
+        elif key == "lines.solid_capstyle":
+            expected = expected.split(".")[-1].lower() if "." in expected else expected
+        if isinstance(expected, float):
+            assert ours == pytest.approx(expected), key
+        else:
+            assert ours == expected, key
+
+
+def test_importing_plots_leaves_seaborn_unloaded():
+    from fresh_process import run_json
+
+    loaded = run_json("import json, sys\nfrom facexai import plots\nplots.use_style()\n"
+                      "print(json.dumps({'seaborn': 'seaborn' in sys.modules, 'scipy.stats': 'scipy.stats' in sys.modules}))")
+    assert loaded == {"seaborn": False, "scipy.stats": False}
+
+
+def genuine_impostor(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([(m, pair, v) for m in ["A", "B"] for pair, mu in [("genuine", 0.7), ("impostor", 0.1)]
+                         for v in rng.normal(mu, 0.1, 40)], columns=["model", "pair", "cosine"])
+
+
+def test_split_violin_puts_each_level_on_its_side_with_its_quartiles():
+    df = genuine_impostor()
+    fig, ax = plt.subplots()
+    plots.split_violin(ax, df, x="model", y="cosine", hue="pair")
+    bodies = [c for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
+    assert len(bodies) == 4  # two models x two levels
+    for body, (level, model) in zip(bodies, [(p, m) for p in ("genuine", "impostor") for m in (0, 1)]):
+        xs, ys = body.get_paths()[0].vertices.T
+        values = df[(df.model == "AB"[model]) & (df.pair == level)].cosine
+        assert (xs <= model + 1e-9).all() if level == "genuine" else (xs >= model - 1e-9).all()
+        assert ys.min() == pytest.approx(values.min()) and ys.max() == pytest.approx(values.max())  # cut at the data
+    quantile_lines = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
+    heights = sorted(seg[0, 1] for lines in quantile_lines for seg in lines.get_segments())
+    expected = np.concatenate([np.quantile(g.cosine, [0.25, 0.5, 0.75]) for _, g in df.groupby(["pair", "model"])])
+    assert heights == pytest.approx(sorted(expected))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["genuine", "impostor"]
+
+
+def test_split_violin_draws_a_constant_half_as_a_line_and_needs_two_levels():
+    df = genuine_impostor()
+    df.loc[(df.model == "B") & (df.pair == "impostor"), "cosine"] = 0.2  # no spread: no density to estimate
+    fig, ax = plt.subplots()
+    plots.split_violin(ax, df, x="model", y="cosine", hue="pair")
+    assert sum(len(c.get_paths()) for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)) == 3
+    flat = [seg for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)
+            for seg in c.get_segments() if np.allclose(seg[:, 1], 0.2) and seg[:, 0].min() >= 1 - 1e-9]
+    assert flat, "the constant half is drawn at its value, on its side"
+    with pytest.raises(ValueError, match="two 'pair' levels"):
+        plots.split_violin(ax, df, x="model", y="cosine", hue="pair", hue_order=["genuine"])
+
+
+@pytest.mark.parametrize("bbox", ["tight", "standard"])
+def test_the_png_is_the_drawn_figure_at_its_dpi(tmp_path, bbox):
+    """The raster read from Agg's buffer has the size Agg drew and the figure's pixels (a red patch where drawn)."""
+    with matplotlib.rc_context({"savefig.bbox": bbox, "savefig.dpi": 100}):
+        fig, ax = plt.subplots(figsize=(3.1, 2.3))
+        ax.add_patch(plt.Rectangle((0, 0), 1, 1, color="red", transform=ax.transAxes))
+        ax.set_axis_off()
+        png, _ = plots.save_figure(fig, tmp_path / "figure")
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    if bbox == "standard":
+        assert pixels.shape[:2] == (230, 310)
+    else:
+        assert pixels.shape[0] < 230 and pixels.shape[1] < 310  # the white margin is cut
+    centre = pixels[pixels.shape[0] // 2, pixels.shape[1] // 2]
+    assert tuple(centre) == (255, 0, 0)

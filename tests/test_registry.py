@@ -56,6 +56,21 @@ def test_converted_cache_is_checksummed(tmp_path, caplog):
     torch.testing.assert_close(again(x), expected)
 
 
+def test_a_flipped_byte_of_the_conversion_is_caught_by_its_checksum(tmp_path, caplog):
+    """The converted file is written without the zip's CRC-32s (the sidecar's SHA-256 checks it): one damaged byte
+    of tensor data is still caught and converted again, and torch's own CRC setting is left as it was."""
+    expected = load_model("DLIB", cache_root=tmp_path).state_dict()
+    assert torch.serialization.get_crc32_options()
+    cached = next((tmp_path / "weights").glob("DLIB-*.pt"))
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the tensors' bytes: the archive still opens
+    cached.write_bytes(data)
+    with caplog.at_level("WARNING"):
+        again = load_model("DLIB", cache_root=tmp_path).state_dict()
+    assert "does not match its recorded checksum" in caplog.text
+    assert all(torch.equal(again[k], v) for k, v in expected.items())
+
+
 def test_meta_built_model_equals_a_default_initialised_one(tmp_path):
     """load_model builds on the meta device and assigns the weights: the same outputs as building with random
     initialisation and copying the weights in, and no parameter or buffer left on the meta device."""

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from PIL import Image
 
 from facexai import cache, runstamp
@@ -19,10 +19,30 @@ from facexai import cache, runstamp
 log = logging.getLogger(__name__)
 
 
+#: seaborn's ``set_theme(context="paper", style="whitegrid", font_scale=1.1)`` written out as matplotlib settings
+#: (seaborn 0.13.2; ``tests/test_plots.py`` compares them), so that a notebook only imports seaborn, 0.6 s with
+#: scipy.stats, when it draws a seaborn plot. Its default colormap stays matplotlib's: seaborn's 'rocket' only
+#: exists once seaborn is imported, and every map here names its colormap.
+PAPER_STYLE = {
+    "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.grid": True, "axes.labelcolor": ".15",
+    "axes.labelsize": 10.56, "axes.linewidth": 1.0, "axes.titlesize": 10.56,
+    "axes.prop_cycle": mpl.cycler(color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
+                                     "#8c8c8c", "#ccb974", "#64b5cd"]),  # seaborn's "deep" palette
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "font.size": 10.56, "grid.color": ".8", "legend.fontsize": 9.68, "legend.title_fontsize": 10.56,
+    "lines.linewidth": 1.2, "lines.markersize": 4.8, "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w", "patch.force_edgecolor": True, "patch.linewidth": 0.8, "text.color": ".15",
+    **{f"{axis}.{key}": value for axis in ("xtick", "ytick") for key, value in
+       {"color": ".15", "labelsize": 9.68, "major.size": 4.8, "major.width": 1.0, "minor.size": 3.2,
+        "minor.width": 0.8}.items()},
+    "xtick.bottom": False, "ytick.left": False,
+}
+
+
 def use_style() -> None:
-    """Paper-ready defaults: white grid, readable fonts, tight layout."""
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.autolayout": False})
+    """Paper-ready defaults: white grid, readable fonts (:data:`PAPER_STYLE`), tight layout."""
+    plt.rcParams.update({**PAPER_STYLE, "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",
+                         "figure.autolayout": False})
 
 
 MAX_PNG_PIXELS = 3e6  # large grids start at a lower PNG resolution (the cap leaves about 1 MP of a map grid)
@@ -49,10 +69,8 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
     width, height = fig.get_size_inches()
     first = min(plt.rcParams["savefig.dpi"], (MAX_PNG_PIXELS / (width * height)) ** 0.5)
     bbox = _freeze_layout(fig)
-    raw = io.BytesIO()
-    fig.savefig(raw, format="png", dpi=first, bbox_inches=bbox, pil_kwargs={"compress_level": 0})
-    drawn = Image.open(raw)
-    if drawn.mode == "RGBA" and drawn.getextrema()[3][0] == 255:
+    drawn = _raster(fig, first, bbox)
+    if drawn.getextrema()[3][0] == 255:
         drawn = drawn.convert("RGB")  # opaque: the alpha channel only adds bytes
     predicted = first * _first_scale(drawn, first, max_bytes)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -69,6 +87,19 @@ def save_figure(fig: plt.Figure, path: str | Path, max_bytes: int = MAX_PNG_BYTE
     cache.atomic_write(png, lambda tmp: tmp.write_bytes(encoded))
     _show_inline(fig, drawn, first)
     return [png, pdf]
+
+
+def _raster(fig: plt.Figure, dpi: float, bbox) -> Image.Image:
+    """``fig`` drawn by Agg at ``dpi`` within ``bbox`` (inches, or None: the whole figure), as an RGBA image:
+    the renderer's own buffer, with no PNG encoding to undo (0.1 s on a large grid)."""
+    raw = io.BytesIO()
+    fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=bbox)
+    drawn_by = getattr(fig.canvas, "renderer", None)  # the Agg renderer that savefig just drew with (and sized)
+    size = (int(drawn_by.width), int(drawn_by.height)) if drawn_by is not None else (0, 0)
+    if len(raw.getvalue()) != 4 * size[0] * size[1]:
+        raise RuntimeError(f"{type(fig.canvas).__name__} drew {len(raw.getvalue())} RGBA bytes, not the {size} "
+                           "of its Agg renderer: save_figure needs an Agg-based backend")
+    return Image.frombuffer("RGBA", size, raw.getbuffer(), "raw", "RGBA", 0, 1)
 
 
 def _show_inline(fig: plt.Figure, drawn: Image.Image, dpi: float) -> None:
@@ -253,12 +284,48 @@ def fitted_limits(*grids: pd.DataFrame | np.ndarray) -> tuple[float, float]:
 
 
 def heatmap(ax: plt.Axes, grid: pd.DataFrame, label: str, fmt: str = ".3f", cmap: str = "viridis",
-            annot: bool = True, limits: tuple[float, float] | None = None, **kwargs) -> None:
-    """An annotated heatmap whose colour scale spans the data (``limits``, default :func:`fitted_limits` of
-    ``grid``; give the panels of one figure common limits), printed in the colourbar ``label``."""
+            annot: bool = True, limits: tuple[float, float] | None = None, annot_kws: Mapping | None = None,
+            square: bool = False, cbar: bool = True) -> mpl.collections.QuadMesh:
+    """An annotated heatmap of ``grid`` (first row on top, a missing value left blank) whose colour scale spans
+    the data (``limits``, default :func:`fitted_limits` of ``grid``; give the panels of one figure common
+    limits), printed in the colourbar ``label``. Drawn as seaborn's ``heatmap`` draws it (dark text on light
+    cells, white on dark), in matplotlib alone: no seaborn import and no extra draw to place the labels."""
     low, high = limits or fitted_limits(grid)
-    sns.heatmap(grid.astype(float), annot=annot, fmt=fmt, cmap=cmap, vmin=low, vmax=high, ax=ax,
-                cbar_kws={"label": f"{label} (scale {low:{fmt}} to {high:{fmt}})"}, **kwargs)
+    values = grid.to_numpy(float)
+    rows, cols = values.shape
+    mesh = ax.pcolormesh(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high)
+    ax.set(xlim=(0, cols), ylim=(rows, 0))
+    ax.set_xticks(np.arange(cols) + 0.5, [str(c) for c in grid.columns], rotation=_label_rotation(ax, grid.columns))
+    ax.set_yticks(np.arange(rows) + 0.5, [str(r) for r in grid.index])
+    ax.set(xlabel=grid.columns.name or "", ylabel=grid.index.name or "")
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if square:
+        ax.set_aspect("equal")
+    if annot:
+        light = _relative_luminance(mesh.to_rgba(values)) > 0.408  # seaborn's threshold for dark text
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                ax.text(j + 0.5, i + 0.5, format(value, fmt), ha="center", va="center",
+                        color=".15" if light[i, j] else "w", **(annot_kws or {}))
+    if cbar:
+        ax.figure.colorbar(mesh, ax=ax, label=f"{label} (scale {low:{fmt}} to {high:{fmt}})")
+    return mesh
+
+
+def _relative_luminance(rgba: np.ndarray) -> np.ndarray:
+    """WCAG relative luminance of sRGB colours (..., 3 or 4) in [0, 1]: 0 black, 1 white."""
+    rgb = np.asarray(rgba, float)[..., :3]
+    linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return linear @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def _label_rotation(ax: plt.Axes, labels: Sequence) -> int:
+    """90 when ``labels`` side by side would be wider than the axes (about 0.6 em a character), else 0."""
+    width = ax.get_position().width * ax.figure.get_figwidth() * 72  # points
+    return 90 if sum(len(str(t)) + 2 for t in labels) * 0.6 * plt.rcParams["xtick.labelsize"] > width else 0
 
 
 def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published value") -> plt.Figure:
@@ -291,6 +358,37 @@ def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published va
     fig.suptitle(title, y=1.0)
     fig.tight_layout()
     return fig
+
+
+def split_violin(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, hue: str, hue_order: list[str] | None = None,
+                 width: float = 0.8) -> None:
+    """Split violins: per ``x`` value the distribution of ``y`` for the first of two ``hue`` levels on the left and
+    the second on the right, each half scaled to ``width``, over the data's range, with its quartiles (dashed) and
+    median (solid). matplotlib's Gaussian KDE (Scott's bandwidth): as seaborn's ``violinplot(split=True,
+    inner="quart", cut=0, density_norm="width")`` draws it, without importing seaborn. A half whose values are
+    all equal is a line at that value (a KDE needs spread); a missing half is left out."""
+    levels = hue_order or list(dict.fromkeys(df[hue]))
+    if len(levels) != 2:
+        raise ValueError(f"split_violin needs two '{hue}' levels, got {levels}")
+    order = list(dict.fromkeys(df[x]))
+    for level, side, colour in zip(levels, ("low", "high"), ("C0", "C1")):
+        values = {i: df.loc[(df[x] == k) & (df[hue] == level), y].to_numpy(float) for i, k in enumerate(order)}
+        spread = {i: v for i, v in values.items() if len(v) and np.ptp(v) > 0}
+        flat = {i: v[0] for i, v in values.items() if len(v) and i not in spread}
+        if spread:
+            parts = ax.violinplot(list(spread.values()), list(spread), widths=width, side=side, showextrema=False,
+                                  quantiles=[[0.25, 0.5, 0.75]] * len(spread))
+            for body in parts["bodies"]:
+                body.set(facecolor=colour, edgecolor=".3", linewidth=0.8, alpha=0.85)
+            parts["cquantiles"].set(color=".2", linewidth=1.0, linestyle=["--", "-", "--"] * len(spread))
+        for i, value in flat.items():
+            ax.hlines(value, i - width / 2 if side == "low" else i, i if side == "low" else i + width / 2,
+                      color=colour, linewidth=2)
+    ax.set_xticks(range(len(order)), order)
+    ax.set(xlabel=x, ylabel=y, xlim=(-0.5, len(order) - 0.5))
+    ax.grid(False, axis="x")
+    ax.legend(handles=[Patch(facecolor=c, edgecolor=".3", label=level)
+                       for level, c in zip(levels, ("C0", "C1"))], title=hue, fontsize=8)
 
 
 # ---------------------------------------------------------------- occlusion figures (notebooks 03, 06, 07, 08)
@@ -328,6 +426,8 @@ def critical_regions(crops: np.ndarray, maps: np.ndarray, masks: np.ndarray, tit
 def critical_vs_random(ax: plt.Axes, df: pd.DataFrame, value: str, lo: str, hi: str, order: list[str],
                        title: str) -> None:
     """Critical vs random bars per fill (``order``) with their 95% CI whiskers (columns ``lo``, ``hi``)."""
+    import seaborn as sns  # only here: its import (0.6 s, with scipy.stats) would cost every notebook
+
     order = [f for f in order if f in set(df.fill)]
     sns.barplot(df, x="fill", y=value, hue="selection", order=order, hue_order=["critical", "random"],
                 palette=[CRITICAL_COLOUR, RANDOM_COLOUR], ax=ax)
@@ -399,7 +499,7 @@ def transfer_heatmaps(grids: Mapping[str, pd.DataFrame], models: list[str], titl
     n_rows = max(len(g) for g in grids.values())
     fig, axes = plt.subplots(1, len(grids), figsize=(4.6 * len(grids), 0.55 * n_rows + 2.2), squeeze=False)
     for ax, (name, grid) in zip(axes[0], grids.items()):
-        heatmap(ax, grid, name, cmap="rocket_r" if "drop" in name else "rocket", annot_kws={"size": 8})
+        heatmap(ax, grid, name, cmap="magma_r" if "drop" in name else "magma", annot_kws={"size": 8})
         for i in range(len(models)):
             ax.add_patch(Rectangle((i, i), 1, 1, fill=False, edgecolor="cyan", lw=2.5))
         ax.axhline(len(models), color="white", lw=3)
@@ -419,6 +519,8 @@ def floor_difference_plot(diffs: pd.DataFrame, labels: Mapping[str, str], title:
     datasets = list(dict.fromkeys(d.dataset))
     models = list(dict.fromkeys(d.model))
     techniques = [t for t in order if t in set(d.technique)] if order else list(dict.fromkeys(d.technique))
+    import seaborn as sns  # only here (see critical_vs_random)
+
     palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
     offsets = dict(zip(models, np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else [0.0]))
     fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(4.6 * max(1, len(datasets)) + 2.4,

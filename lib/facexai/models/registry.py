@@ -240,9 +240,20 @@ def converted_state_dict(spec: ModelSpec, cache_root: Path | None = None,
     source = spec.weights.verified()
     log.info("converting %s from %s", spec.name, source)
     state = _converter(spec).convert(source, template)
-    cache.atomic_write(target, lambda tmp: torch.save(state, tmp))
+    cache.atomic_write(target, lambda tmp: _save_without_crc(state, tmp))
     cache.atomic_write(sidecar, lambda tmp: tmp.write_text(cache.file_sha256(target)))
     return state
+
+
+def _save_without_crc(state: dict[str, torch.Tensor], path: Path) -> None:
+    """``torch.save`` without the zip archive's CRC-32 of each tensor: the sidecar's SHA-256 already checks the whole
+    file on every load, and the CRCs cost about 0.1 s for the four packaged models."""
+    before = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(state, path)
+    finally:
+        torch.serialization.set_crc32_options(before)
 
 
 def load_model(
