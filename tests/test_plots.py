@@ -147,6 +147,17 @@ def test_heatmap_draws_what_seaborns_heatmap_draws():
     np.testing.assert_allclose(ours.get_xticks(), theirs.get_xticks())
 
 
+def test_heatmap_turns_crowded_column_labels_upright():
+    """Labels too wide to stand side by side are turned 90 degrees; short ones stay level (with any font size rc)."""
+    with matplotlib.rc_context({"xtick.labelsize": "medium"}):
+        fig, (narrow, wide) = plt.subplots(1, 2, figsize=(6, 3))
+        long_names = pd.DataFrame(np.eye(6), columns=[f"a_long_layer_name_{i}" for i in range(6)])
+        plots.heatmap(narrow, long_names, "x", cbar=False)
+        plots.heatmap(wide, pd.DataFrame(np.eye(2), columns=["a", "b"]), "x", cbar=False)
+    assert {t.get_rotation() for t in narrow.get_xticklabels()} == {90.0}
+    assert {t.get_rotation() for t in wide.get_xticklabels()} == {0.0}
+
+
 def test_transfer_heatmaps_fit_each_measure():
     rates = pd.DataFrame([[0.96, 0.99], [0.98, 0.97], [0.995, 0.999]], index=["A", "B", "random"], columns=["A", "B"])
     drops = rates * 0.1

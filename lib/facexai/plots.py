@@ -9,9 +9,10 @@ from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
+from matplotlib.font_manager import FontProperties
+from matplotlib.patches import Patch
 from PIL import Image
 
 from facexai import cache, runstamp
@@ -325,7 +326,8 @@ def _relative_luminance(rgba: np.ndarray) -> np.ndarray:
 def _label_rotation(ax: plt.Axes, labels: Sequence) -> int:
     """90 when ``labels`` side by side would be wider than the axes (about 0.6 em a character), else 0."""
     width = ax.get_position().width * ax.figure.get_figwidth() * 72  # points
-    return 90 if sum(len(str(t)) + 2 for t in labels) * 0.6 * plt.rcParams["xtick.labelsize"] > width else 0
+    size = FontProperties(size=plt.rcParams["xtick.labelsize"]).get_size_in_points()  # a number or e.g. "medium"
+    return 90 if sum(len(str(t)) + 2 for t in labels) * 0.6 * size > width else 0
 
 
 def forest_plot(rows: pd.DataFrame, title: str = "this study vs the published value") -> plt.Figure:
