@@ -2,7 +2,10 @@
 
 Run by hand on a machine with CUDA (on a CPU-only machine it runs the CPU half and exits 0):
 
-    .venv/bin/python benchmarks/gpu_check.py [--models FN_C,SFACE] [--images 8] [--no-smoke]
+    .venv/bin/python benchmarks/gpu_check.py [--models FN_C,SFACE] [--images 8] [--no-smoke] [--against cuda:1]
+
+``--against cpu`` runs the second half against the CPU itself: every step of the comparison, the
+timing and the smoke run, on a machine without a GPU (the differences are then 0).
 
 For a fixed batch of real faces (centre crops of the shipped LFW sample, resized to each model's
 input) it prints, per model: the max abs difference of the L2-normalised embeddings and of each
@@ -57,12 +60,13 @@ def explainers(model: torch.nn.Module) -> dict[str, Callable[[torch.Tensor, Cosi
 
 def timed(fn: Callable[[], torch.Tensor], device: str) -> tuple[torch.Tensor, float]:
     """(result on CPU, seconds), synchronising CUDA around the call."""
-    if device == "cuda":
-        torch.cuda.synchronize()
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     out = fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    if cuda:
+        torch.cuda.synchronize(device)
     return out.detach().float().cpu(), time.perf_counter() - start
 
 
@@ -78,40 +82,43 @@ def run_device(name: str, images: torch.Tensor, device: str) -> dict[str, tuple[
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(PACKAGED), help="comma-separated registry names")
     parser.add_argument("--images", type=int, default=8, help="images in the fixed batch")
-    parser.add_argument("--no-smoke", action="store_true", help="skip the smoke run with --device cuda")
-    args = parser.parse_args()
+    parser.add_argument("--against", default="cuda", help="the device compared with the CPU (cuda, cuda:1, cpu)")
+    parser.add_argument("--no-smoke", action="store_true", help="skip the smoke run on that device")
+    args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}; CUDA available: {cuda}"
           + (f" ({torch.cuda.get_device_name(0)})" if cuda else ""))
+    other = None if torch.device(args.against).type == "cuda" and not cuda else args.against
     failed = False
     for name in args.models.split(","):
         size = load_model(name).spec.input_size
         images = faces(args.images, size)
         cpu = run_device(name, images, "cpu")
-        gpu = run_device(name, images, "cuda") if cuda else {}
+        second = run_device(name, images, other) if other else {}
         print(f"\n{name} ({args.images} images, {size}x{size})")
-        print(f"  {'what':<10} {'cpu img/s':>10} {'gpu img/s':>10} {'max |cpu-gpu|':>14}  verdict")
+        print(f"  {'what':<10} {'cpu img/s':>10}" + (f" {other + ' img/s':>12} {'max |diff|':>11}  verdict" if other else ""))
         for what, (cpu_out, cpu_s) in cpu.items():
             line = f"  {what:<10} {len(images) / cpu_s:>10.2f}"
-            if cuda:
-                gpu_out, gpu_s = gpu[what]
-                diff = (cpu_out - gpu_out).abs().max().item()
+            if other:
+                out, seconds = second[what]
+                diff = (cpu_out - out).abs().max().item()
                 tol = TOLERANCE["embedding" if what == "embedding" else "map"]
                 ok = diff <= tol
                 failed |= not ok
-                line += f" {len(images) / gpu_s:>10.2f} {diff:>14.2e}  {'ok' if ok else 'FAIL'} (tol {tol:.0e})"
+                line += f" {len(images) / seconds:>12.2f} {diff:>11.2e}  {'ok' if ok else 'FAIL'} (tol {tol:.0e})"
             print(line)
-    if not cuda:
+    if not other:
         print("\nCUDA is not available here: CPU half only (no comparison, no smoke run on cuda).")
         return 0
     if not args.no_smoke:
-        res = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--device", "cuda",
-                              "--run-name", "smoke-cuda", "--cache-dir", str(ROOT / "cache" / "gpu-check")], cwd=ROOT)
-        print(f"smoke run with --device cuda: {'ok' if res.returncode == 0 else 'FAILED'}")
+        res = subprocess.run(["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--device", other,
+                              "--run-name", f"smoke-{other.replace(':', '')}", "--cache-dir",
+                              str(ROOT / "cache" / "gpu-check")], cwd=ROOT)
+        print(f"smoke run with --device {other}: {'ok' if res.returncode == 0 else 'FAILED'}")
         failed |= res.returncode != 0
     return int(failed)
 
