@@ -26,10 +26,13 @@ def read_state_dict(path: Path, obtain: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def shapes_only(build: Callable[[], nn.Module]) -> nn.Module:
+def shapes_only(build: Callable[[], nn.Module], template: nn.Module | None = None) -> nn.Module:
     """``build()`` on the meta device: the names, shapes and attributes a converter checks a vendor file against,
     or a model whose every tensor a state_dict will set, without initialising weights that would be discarded
-    (FN_C: 0.15 s of random initialisation)."""
+    (FN_C: 0.15 s of random initialisation). ``template``, when given, is such a module built already (what
+    :func:`~facexai.models.registry.load_model` passes a converter, then fills): returned as it is."""
+    if template is not None:
+        return template
     with torch.device("meta"):
         return build()
 

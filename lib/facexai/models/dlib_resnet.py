@@ -269,8 +269,7 @@ def _expected_kinds() -> list[tuple]:
 def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Parse dlib's ``.dat`` and return a state_dict for :func:`build` (strict load succeeds).
 
-    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
-    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    ``template``: the architecture to check against (:func:`~facexai.models.checkpoint.shapes_only`).
     """
     source = Path(source)
     if not source.is_file():
@@ -286,6 +285,6 @@ def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.
     except ValueError as err:
         raise ValueError(f"{source}: not dlib's face recognition ResNet-29 .dat ({err})") from err
     arrays = [a for _, weights in layers for a in weights]
-    template = template if template is not None else shapes_only(build)
+    template = shapes_only(build, template)
     params = template.named_parameters()  # registration order = file order (input to output)
     return {name: torch.from_numpy(np.array(a, dtype=np.float32)) for (name, _), a in zip(params, arrays)}

@@ -144,15 +144,14 @@ def _t(array: np.ndarray) -> torch.Tensor:
 def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Read the Keras HDF5 file and return a state_dict that ``build()`` loads strictly.
 
-    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
-    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    ``template``: the architecture to check against (:func:`~facexai.models.checkpoint.shapes_only`).
     """
     source = Path(source)
     try:
         sd = _state_dict(_read_weights(source), source)
     except KeyError as err:
         raise ValueError(f"{source}: Keras layer lacks the weight {err}") from err
-    _check_matches_build(sd, source, template if template is not None else shapes_only(build))
+    _check_matches_build(sd, source, shapes_only(build, template))
     return sd
 
 

@@ -80,15 +80,14 @@ class Preprocess(nn.Module):
 def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Read ``graph_final.pb`` and return a state_dict that ``build()`` loads strictly.
 
-    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
-    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    ``template``: the architecture to check against (:func:`~facexai.models.checkpoint.shapes_only`).
     """
     source = Path(source)
     graph = _read_graph(source)
     consts = {node.name: _decode(node.attr["value"].tensor, node.name, source)
               for node in graph.node if node.op == "Const" and node.name.startswith(_ROOT)}
     consts = {name[len(_ROOT):]: value for name, value in consts.items() if value.dtype == np.float32}
-    model = template if template is not None else shapes_only(build)
+    model = shapes_only(build, template)
     target = model.state_dict()
     branch_convs: dict[str, list[str]] = defaultdict(list)  # "Mixed_7a/Branch_2" -> sorted conv names
     for name in sorted(consts):

@@ -109,13 +109,12 @@ def convert(source: Path, template: nn.Module | None = None) -> dict[str, torch.
     Weights are taken node by node; every conv's stride/padding/groups, every batch norm's
     epsilon and the input scaling are checked against the hand-written architecture.
 
-    ``template``: ``build()`` on the meta device to check against (:func:`~facexai.models.checkpoint.shapes_only`);
-    :func:`~facexai.models.registry.load_model` passes the module it then fills, so it is built once.
+    ``template``: the architecture to check against (:func:`~facexai.models.checkpoint.shapes_only`).
     """
     source = Path(source)
     graph = _read_graph(source)
     arrays = {init.name: _initializer_array(init) for init in graph.initializer}
-    model = template if template is not None else shapes_only(build)
+    model = shapes_only(build, template)
     target = model.state_dict()
     state: dict[str, torch.Tensor] = {}
 
