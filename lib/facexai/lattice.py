@@ -74,7 +74,12 @@ def _spectra(maps: np.ndarray) -> np.ndarray:
 
 def lattice_share(maps: np.ndarray, bins: np.ndarray) -> np.ndarray:
     """Share (...) of each map's (..., H, W) non-DC spectral energy in ``bins`` (H, W); 0 for a constant map."""
-    power = np.abs(_spectra(maps)) ** 2
+    return _share(_spectra(maps), bins)
+
+
+def _share(spectra: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """:func:`lattice_share` of maps given by their :func:`_spectra`."""
+    power = np.abs(spectra) ** 2
     if bins.shape != power.shape[-2:]:
         raise ValueError(f"bins {bins.shape} do not match maps {power.shape[-2:]}")
     total = power.sum(axis=(-2, -1))
@@ -91,11 +96,15 @@ def overall_contributions(maps: np.ndarray, bins: np.ndarray) -> np.ndarray:
 
     Images whose overall map has no energy in ``bins`` get NaN rows.
     """
-    spectra = _spectra(maps)
+    return _contributions(_spectra(maps), bins)
+
+
+def _contributions(spectra: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """:func:`overall_contributions` of maps given by their :func:`_spectra`."""
     overall = spectra.mean(axis=1, keepdims=True)
     cross = (spectra * np.conj(overall)).real * bins
     energy = (np.abs(overall) ** 2 * bins).sum(axis=(-2, -1))  # (N, 1)
-    layers = maps.shape[1]
+    layers = spectra.shape[1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(energy > 0, cross.sum(axis=(-2, -1)) / (layers * energy), np.nan)
 
@@ -154,9 +163,10 @@ def lattice_table(maps: np.ndarray, layer_names: Sequence[str], grids: Mapping[s
     if not usable:
         raise ValueError(f"no layer has a lattice period <= {max_period} px: nothing to measure")
     union = np.logical_or.reduce(usable)
-    contributions = np.nanmean(overall_contributions(maps, union), axis=0)
+    spectra = _spectra(maps)  # once: every layer's share and contribution read it (a layer's slice = its own FFT)
+    contributions = np.nanmean(_contributions(spectra, union), axis=0)
     critical, without = critical_lattice(maps, union, q)
-    overall = maps.mean(1)
+    overall = _spectra(maps.mean(1))
     rows = []
     for j, name in enumerate(layer_names):
         bins = per_layer[name]
@@ -164,8 +174,8 @@ def lattice_table(maps: np.ndarray, layer_names: Sequence[str], grids: Mapping[s
             "layer": name, "grid": f"{grids[name][0]}x{grids[name][1]}",
             "period_px": lattice_period(size, grids[name]),
             "chance": np.nan if bins is None else chance_share(bins),
-            "share": np.nan if bins is None else float(lattice_share(maps[:, j], bins).mean()),
-            "share_overall": np.nan if bins is None else float(lattice_share(overall, bins).mean()),
+            "share": np.nan if bins is None else float(_share(spectra[:, j], bins).mean()),
+            "share_overall": np.nan if bins is None else float(_share(overall, bins).mean()),
             "contribution": float(contributions[j]),
             "critical_share": float(critical.mean()),
             "critical_drop": float((critical - without[:, j]).mean()),
