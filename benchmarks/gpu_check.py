@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = run_device(name, images, "cpu")
         second = run_device(name, images, other) if other else {}
         print(f"\n{name} ({args.images} images, {size}x{size})")
-        print(f"  {'what':<10} {'cpu img/s':>10}" + (f" {other + ' img/s':>12} {'max |diff|':>11}  verdict" if other else ""))
+        compared = f" {other + ' img/s':>12} {'max |diff|':>11}  verdict" if other else ""
+        print(f"  {'what':<10} {'cpu img/s':>10}{compared}")
         for what, (cpu_out, cpu_s) in cpu.items():
             line = f"  {what:<10} {len(images) / cpu_s:>10.2f}"
             if other:

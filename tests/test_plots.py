@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from facexai import plots  # noqa: E402
+from fresh_process import run_json  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -210,8 +211,6 @@ def test_error_bars_clip_rounding_and_leave_missing_intervals_without_a_bar():
 
 def test_the_paper_style_is_seaborns_theme_written_out():
     """PAPER_STYLE against seaborn's own set_theme (in a fresh process: seaborn changes the rcParams it sets)."""
-    from fresh_process import run_json
-
     theme = run_json("""
 import json, matplotlib as mpl, matplotlib.colors as mc
 before = dict(mpl.rcParams)
@@ -240,8 +239,6 @@ print(json.dumps(out))
 
 
 def test_importing_plots_leaves_seaborn_unloaded():
-    from fresh_process import run_json
-
     loaded = run_json("import json, sys\nfrom facexai import plots\nplots.use_style()\n"
                       "print(json.dumps({'seaborn': 'seaborn' in sys.modules, 'scipy.stats': 'scipy.stats' in sys.modules}))")
     assert loaded == {"seaborn": False, "scipy.stats": False}

@@ -95,12 +95,13 @@ def _raster(fig: plt.Figure, dpi: float, bbox) -> Image.Image:
     the renderer's own buffer, with no PNG encoding to undo (0.1 s on a large grid)."""
     raw = io.BytesIO()
     fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=bbox)
+    pixels = raw.getbuffer()  # a view: getvalue() would copy the whole raster
     drawn_by = getattr(fig.canvas, "renderer", None)  # the Agg renderer that savefig just drew with (and sized)
     size = (int(drawn_by.width), int(drawn_by.height)) if drawn_by is not None else (0, 0)
-    if len(raw.getvalue()) != 4 * size[0] * size[1]:
-        raise RuntimeError(f"{type(fig.canvas).__name__} drew {len(raw.getvalue())} RGBA bytes, not the {size} "
+    if pixels.nbytes != 4 * size[0] * size[1]:
+        raise RuntimeError(f"{type(fig.canvas).__name__} drew {pixels.nbytes} RGBA bytes, not the {size} "
                            "of its Agg renderer: save_figure needs an Agg-based backend")
-    return Image.frombuffer("RGBA", size, raw.getbuffer(), "raw", "RGBA", 0, 1)
+    return Image.frombuffer("RGBA", size, pixels, "raw", "RGBA", 0, 1)
 
 
 def _show_inline(fig: plt.Figure, drawn: Image.Image, dpi: float) -> None:
@@ -373,7 +374,8 @@ def split_violin(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, hue: str, hue_o
     if len(levels) != 2:
         raise ValueError(f"split_violin needs two '{hue}' levels, got {levels}")
     order = list(dict.fromkeys(df[x]))
-    for level, side, colour in zip(levels, ("low", "high"), ("C0", "C1")):
+    colours = ("C0", "C1")
+    for level, side, colour in zip(levels, ("low", "high"), colours):
         values = {i: df.loc[(df[x] == k) & (df[hue] == level), y].to_numpy(float) for i, k in enumerate(order)}
         spread = {i: v for i, v in values.items() if len(v) and np.ptp(v) > 0}
         flat = {i: v[0] for i, v in values.items() if len(v) and i not in spread}
@@ -390,7 +392,7 @@ def split_violin(ax: plt.Axes, df: pd.DataFrame, x: str, y: str, hue: str, hue_o
     ax.set(xlabel=x, ylabel=y, xlim=(-0.5, len(order) - 0.5))
     ax.grid(False, axis="x")
     ax.legend(handles=[Patch(facecolor=c, edgecolor=".3", label=level)
-                       for level, c in zip(levels, ("C0", "C1"))], title=hue, fontsize=8)
+                       for level, c in zip(levels, colours)], title=hue, fontsize=8)
 
 
 # ---------------------------------------------------------------- occlusion figures (notebooks 03, 06, 07, 08)
